@@ -1,0 +1,1 @@
+"""Host-side launcher for the DUT app (`vhil serve`): not deployed to boards."""

@@ -1,0 +1,54 @@
+"""`vhil`: one console script; each package registers its own subcommands.
+
+Exit status convention for every subcommand: 0 the run held, 1 it did not (regression, failed verdict,
+console event), 2 usage or setup error (one line on stderr naming what was wrong and what to do).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from typing import Sequence
+
+from hil.errors import SetupError
+
+# Each module has register(subparsers) adding its subcommands; a subcommand's handler is args.func(args) -> int.
+SUBCOMMAND_MODULES = ("vhil_serve.cli", "conformance.cli", "hil.commands", "loadtest.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vhil", description="ViperHTTP hardware-in-the-loop test and conformance suite")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # TEMPORARY while parts land; removed before release
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so targets stop and partial reports get written.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return int(args.func(args) or 0)
+    except SetupError as exc:
+        print(f"vhil {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vhil {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Child processes owned by a target: started in their own process group, always reaped.
+
+Every process started here is registered until it is stopped; an atexit hook and the CLI's signal handlers
+stop whatever is still registered, so no server, QEMU or simulator outlives the run.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO, Sequence
+
+_live: "set[ManagedProcess]" = set()
+_live_lock = threading.Lock()
+
+
+class ManagedProcess:
+    """A subprocess whose output is copied, line by line, to a log file as it arrives."""
+
+    def __init__(self, argv: Sequence[str], log_path: Path | None = None, env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._log: IO[str] | None = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(log_path, "a", encoding="utf-8", errors="replace")
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True, text=True, errors="replace", bufsize=1,
+        )
+        with _live_lock:
+            _live.add(self)
+        self._reader = threading.Thread(target=self._pump, name=f"pump-{self.proc.pid}", daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if self._log is not None:
+                self._log.write(time.strftime("%H:%M:%S ") + line)
+                self._log.flush()
+            with self._cond:
+                self._lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def output(self) -> str:
+        with self._cond:
+            return "".join(self._lines)
+
+    def wait_for_line(self, pattern: str, timeout: float) -> re.Match[str]:
+        """Wait for an output line matching `pattern`; raise TimeoutError or ProcessLookupError (exited)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cond:
+            while True:
+                for line in self._lines[seen:]:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                seen = len(self._lines)
+                if self.proc.poll() is not None and not self._reader.is_alive():
+                    raise ProcessLookupError(f"exited with status {self.proc.returncode}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no line matching {pattern!r} within {timeout:g} s")
+                self._cond.wait(min(remaining, 0.2))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGINT the process group, then SIGKILL after `grace` seconds. Idempotent."""
+        if self.proc.poll() is None:
+            for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        else:
+            # the leader is gone; its group may still hold children
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self._reader.join(timeout=2)
+        if self._log is not None and not self._log.closed:
+            self._log.close()
+        with _live_lock:
+            _live.discard(self)
+
+
+def stop_all() -> None:
+    with _live_lock:
+        procs = list(_live)
+    for proc in procs:
+        proc.stop(grace=2.0)
+
+
+atexit.register(stop_all)
