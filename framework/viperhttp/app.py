@@ -1,0 +1,250 @@
+# The application API: ViperHTTP, Router, route decorators, dispatch of HTTP requests and WebSocket
+# connections, OpenAPI. MicroPython cannot introspect function signatures, so a handler is called with its
+# path parameters as keyword arguments, and receives the Request first only when its route says
+# `with_request=True`.
+import asyncio
+import json
+
+from viperhttp.compat import describe_exception, is_awaitable
+from viperhttp.handshake import choose_subprotocol, is_upgrade_request
+from viperhttp.http import METHODS, HTTPError, Limits
+from viperhttp.protocol import DEFAULT_MAX_MESSAGE_SIZE
+from viperhttp.responses import HTMLResponse, JSONResponse, to_response
+from viperhttp.routing import CONVERTERS, match_path, openapi_path, parse_template
+from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT, Server, error_response
+from viperhttp.websocket import WebSocket
+
+IMPLEMENTATION = "ViperHTTP-reference"
+VERSION = "0.1.0"
+
+
+class Route:
+    def __init__(self, path, methods, endpoint, websocket=False, protocols=None, summary=None,
+                 description=None, tags=None, operation_id=None, with_request=False, include_in_schema=True):
+        self.path = path
+        self.segments = parse_template(path)
+        self.methods = methods
+        self.endpoint = endpoint
+        self.websocket = websocket
+        self.protocols = list(protocols or [])
+        self.summary = summary
+        self.description = description
+        self.tags = list(tags or [])
+        self.operation_id = operation_id
+        self.with_request = with_request
+        self.include_in_schema = include_in_schema
+
+    def match(self, path):
+        return match_path(self.segments, path)
+
+    def copy(self, prefix, tags):
+        return Route(prefix + self.path, self.methods, self.endpoint, self.websocket, self.protocols, self.summary,
+                     self.description, list(tags) + [t for t in self.tags if t not in tags], self.operation_id,
+                     self.with_request, self.include_in_schema)
+
+
+class Router:
+    """A group of routes under a prefix, added to an app with `app.include_router(router)`."""
+
+    def __init__(self, prefix="", tags=None):
+        self.prefix = prefix.rstrip("/")
+        self.tags = list(tags or [])
+        self.routes = []
+
+    def add_route(self, path, endpoint, methods, **options):
+        self.routes.append(Route(path, methods, endpoint, **options))
+
+    def route(self, path, methods, **options):
+        def decorator(endpoint):
+            self.add_route(path, endpoint, [m.upper() for m in methods], **options)
+            return endpoint
+        return decorator
+
+    def get(self, path, **options):
+        return self.route(path, ["GET"], **options)
+
+    def post(self, path, **options):
+        return self.route(path, ["POST"], **options)
+
+    def put(self, path, **options):
+        return self.route(path, ["PUT"], **options)
+
+    def delete(self, path, **options):
+        return self.route(path, ["DELETE"], **options)
+
+    def websocket(self, path, protocols=None, **options):
+        return self.route(path, ["GET"], websocket=True, protocols=protocols, **options)
+
+    def include_router(self, router, prefix="", tags=None):
+        full_prefix = self.prefix + prefix.rstrip("/") + router.prefix
+        for route in router.routes:
+            self.routes.append(route.copy(full_prefix, list(tags or []) + router.tags))
+
+
+class ViperHTTP(Router):
+    def __init__(self, title="ViperHTTP", version="0.1.0", description="", include_websocket_docs=True,
+                 openapi_url="/openapi.json", docs_url="/docs", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
+                 send_buffer_limit=DEFAULT_SEND_BUFFER_LIMIT, limits=None):
+        Router.__init__(self)
+        self.title = title
+        self.version = version
+        self.description = description
+        self.include_websocket_docs = include_websocket_docs
+        self.max_message_size = max_message_size
+        self.send_buffer_limit = send_buffer_limit
+        self.limits = limits or Limits()
+        self.server_header = IMPLEMENTATION + "/" + VERSION
+        self._server = None
+        self.openapi_url = openapi_url
+        if openapi_url:
+            self.add_route(openapi_url, self._openapi_endpoint, ["GET"], include_in_schema=False)
+        if docs_url:
+            self.add_route(docs_url, self._docs_endpoint, ["GET"], include_in_schema=False)
+
+    # -- dispatch ------------------------------------------------------------------------------------------
+    def log(self, line):
+        print(line)
+
+    def websocket_route_for(self, request):
+        """The WebSocket route this request is for, None for plain HTTP; HTTPError(404) for an upgrade
+        request to a path without a WebSocket route."""
+        ws_route = None
+        http_match = False
+        for route in self.routes:
+            params = route.match(request.path)
+            if params is None:
+                continue
+            if route.websocket:
+                if ws_route is None:
+                    ws_route = route
+                    request.path_params = params
+            else:
+                http_match = True
+        if is_upgrade_request(request):
+            if ws_route is None:
+                raise HTTPError(404, "no WebSocket route at " + request.path)
+            return ws_route
+        return None if http_match else ws_route
+
+    async def handle_http(self, request):
+        allowed = []
+        for route in self.routes:
+            if route.websocket:
+                continue
+            params = route.match(request.path)
+            if params is None:
+                continue
+            methods = route.methods + (["HEAD"] if "GET" in route.methods else [])
+            if request.method not in methods:
+                allowed.extend(m for m in methods if m not in allowed)
+                continue
+            request.path_params = params
+            try:
+                result = route.endpoint(request, **params) if route.with_request else route.endpoint(**params)
+                if is_awaitable(result):
+                    result = await result
+                return to_response(result)
+            except HTTPError as exc:
+                return error_response(exc)
+            except Exception as exc:
+                self.log("%s %s: handler raised %s" % (request.method, request.path, describe_exception(exc)))
+                return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+        if allowed:
+            return error_response(HTTPError(405, "Method Not Allowed", {"Allow": ", ".join(allowed)}))
+        return error_response(HTTPError(404, "Not Found"))
+
+    async def handle_websocket(self, route, request, key, transport, initial_data):
+        ws = WebSocket(request, transport, key, choose_subprotocol(request, route.protocols), self.server_header,
+                       self.max_message_size, initial_data)
+        try:
+            result = route.endpoint(ws, **request.path_params)
+            if is_awaitable(result):
+                await result
+        except Exception as exc:
+            self.log("websocket %s: handler raised %s" % (request.path, describe_exception(exc)))
+            if ws.accepted:
+                await ws.close(1011, "internal error")
+        if not ws.accepted:  # the handler refused the connection
+            await transport.send([_forbidden(self.server_header)])
+            await transport.close()
+            return
+        await ws.finish()
+
+    # -- OpenAPI -------------------------------------------------------------------------------------------
+    def openapi(self):
+        paths = {}
+        websockets = []
+        for route in self.routes:
+            if not route.include_in_schema:
+                continue
+            name = getattr(route.endpoint, "__name__", "handler")
+            if route.websocket:
+                websockets.append({
+                    "path": route.path,
+                    "summary": route.summary or name.replace("_", " "),
+                    "description": route.description or "",
+                    "tags": route.tags,
+                    "operationId": route.operation_id or name,
+                    "protocols": route.protocols,
+                })
+                continue
+            parameters = [
+                {"name": text, "in": "path", "required": True, "schema": {"type": CONVERTERS[converter][1]}}
+                for text, converter in route.segments if converter
+            ]
+            item = paths.setdefault(openapi_path(route.segments), {})
+            for method in route.methods:
+                item[method.lower()] = {
+                    "summary": route.summary or name.replace("_", " "),
+                    "description": route.description or "",
+                    "operationId": route.operation_id or "%s_%s" % (name, method.lower()),
+                    "tags": route.tags,
+                    "parameters": parameters,
+                    "responses": {"200": {"description": "Successful Response"}},
+                }
+        document = {
+            "openapi": "3.0.3",
+            "info": {"title": self.title, "version": self.version, "description": self.description},
+            "paths": paths,
+        }
+        if self.include_websocket_docs:
+            document["x-websocket"] = websockets
+        return document
+
+    async def _openapi_endpoint(self):
+        return JSONResponse(self.openapi())
+
+    async def _docs_endpoint(self):
+        return HTMLResponse(_DOCS_PAGE % (self.title, self.title, self.openapi_url, json.dumps(self.openapi())))
+
+    # -- running -------------------------------------------------------------------------------------------
+    async def serve(self, host="0.0.0.0", port=80, advertise_host=None):
+        """Serve until cancelled; prints `listening on http://HOST:PORT` once connections are accepted."""
+        self._server = Server(self, self.limits)
+        bound_port = await self._server.start(host, port)
+        print("listening on http://%s:%d" % (advertise_host or host, bound_port))
+        try:
+            while True:
+                await asyncio.sleep(3600)
+        finally:
+            await self._server.close()
+
+    def run(self, host="0.0.0.0", port=80, advertise_host=None):
+        asyncio.run(self.serve(host, port, advertise_host))
+
+
+def _forbidden(server_header):
+    body = b'{"detail": "WebSocket connection refused"}'
+    return ("HTTP/1.1 403 Forbidden\r\nServer: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n\r\n" % (server_header, len(body))).encode() + body
+
+
+_DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>%s - API docs</title>
+<style>body{font-family:sans-serif;margin:2em}code{background:#eee;padding:0 .3em}li{margin:.3em 0}</style>
+</head><body><h1>%s</h1><p>OpenAPI document: <a href="%s">openapi.json</a></p><ul id="ops"></ul>
+<script>
+var doc = %s, ops = document.getElementById("ops");
+function add(text){var li=document.createElement("li");li.textContent=text;ops.appendChild(li);}
+for (var p in doc.paths) for (var m in doc.paths[p]) add(m.toUpperCase()+" "+p+"  "+doc.paths[p][m].summary);
+(doc["x-websocket"]||[]).forEach(function(w){add("WEBSOCKET "+w.path+"  "+w.summary+(w.protocols.length?"  ["+w.protocols.join(", ")+"]":""));});
+</script></body></html>"""

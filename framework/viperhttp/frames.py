@@ -1,0 +1,58 @@
+# WebSocket frames (RFC 6455 section 5): opcodes, close codes and the server-side encoder.
+# Decoding lives in protocol.py because it is interleaved with message assembly and fail-fast checks.
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+KNOWN_OPCODES = (OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG)
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_NO_STATUS = 1005  # never sent: what a receiver reports for a close frame without a code
+CLOSE_ABNORMAL = 1006  # never sent: what a receiver reports when TCP dropped without a close frame
+CLOSE_INVALID_DATA = 1007
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+
+MAX_CONTROL_PAYLOAD = 125
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol; `code` is the close code to fail the connection with."""
+
+    def __init__(self, code, reason):
+        Exception.__init__(self, reason)
+        self.code = code
+        self.reason = reason
+
+
+def close_code_is_valid(code):
+    """May this code appear in a close frame on the wire? (RFC 6455 7.4 and the IANA registry.)"""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def encode_frame(opcode, payload, fin=True):
+    """A server frame (never masked). Returns a list of byte strings to write in order, so a large payload is
+    not copied into a new buffer just to prepend its header."""
+    n = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    if n < 126:
+        header = bytes((first, n))
+    elif n < 0x10000:
+        header = bytes((first, 126, n >> 8, n & 0xFF))
+    else:
+        header = bytes((first, 127)) + n.to_bytes(8, "big")
+    if n <= 4096:
+        return [header + payload]
+    return [header, payload]
+
+
+def encode_close_payload(code, reason=""):
+    if code is None:
+        return b""
+    return code.to_bytes(2, "big") + reason.encode("utf-8")[:MAX_CONTROL_PAYLOAD - 2]

@@ -1,0 +1,201 @@
+# HTTP/1.1, sans-I/O: the request parser (a generator over ByteBuffer), response heads, chunked framing and
+# the Server-Sent Events wire format. The asyncio glue in server.py moves the bytes.
+import json
+
+from viperhttp.buffer import LimitExceeded
+
+STATUS_PHRASES = {
+    101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    411: "Length Required", 413: "Content Too Large", 414: "URI Too Long", 422: "Unprocessable Content",
+    426: "Upgrade Required", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+}
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+
+
+class HTTPError(Exception):
+    """An HTTP error response: status, detail (JSON body `{"detail": ...}`), extra headers."""
+
+    def __init__(self, status, detail=None, headers=None):
+        Exception.__init__(self, detail or STATUS_PHRASES.get(status, ""))
+        self.status = status
+        self.detail = detail or STATUS_PHRASES.get(status, "Error")
+        self.headers = headers or {}
+
+
+class Limits:
+    def __init__(self, max_request_line=2048, max_header_line=4096, max_headers=64, max_body=1024 * 1024):
+        self.max_request_line = max_request_line
+        self.max_header_line = max_header_line
+        self.max_headers = max_headers
+        self.max_body = max_body
+
+
+def unquote(text):
+    """Percent-decoding for paths and query strings (`+` is a space only in queries: callers replace it)."""
+    if "%" not in text:
+        return text
+    raw = text.encode()
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        if raw[i] == 0x25 and i + 2 < n:
+            try:
+                out.append(int(raw[i + 1:i + 3], 16))
+                i += 3
+                continue
+            except ValueError:
+                pass
+        out.append(raw[i])
+        i += 1
+    try:
+        return out.decode("utf-8")
+    except UnicodeError:
+        raise HTTPError(400, "percent-encoding is not UTF-8")
+
+
+def parse_query(query):
+    params = {}
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        params[unquote(name.replace("+", " "))] = unquote(value.replace("+", " "))
+    return params
+
+
+class Request:
+    def __init__(self, method, target, version, headers, client=None):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers  # lower-case name -> value (repeated headers joined with ", ")
+        self.client = client  # (host, port) of the peer where known
+        path, _, query = target.partition("?")
+        self.path = unquote(path)
+        self.query_string = query
+        self.query_params = parse_query(query)
+        self.body = b""
+        self.path_params = {}
+
+    def json(self):
+        return json.loads(self.body)
+
+    def text(self):
+        return self.body.decode("utf-8")
+
+    @property
+    def keep_alive(self):
+        tokens = [t.strip().lower() for t in self.headers.get("connection", "").split(",")]
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in tokens
+        return "close" not in tokens
+
+
+def parse_request(buf, limits, client=None):
+    """Generator: a Request with its body, or None at a clean end of stream between requests."""
+    while True:
+        try:
+            line = yield from buf.read_line(limits.max_request_line)
+        except LimitExceeded:
+            raise HTTPError(414, "request line too long")
+        except EOFError:
+            if buf.available():
+                raise HTTPError(400, "connection closed inside the request line")
+            return None
+        if line:
+            break  # RFC 9112 2.2: ignore empty lines before a request line
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise HTTPError(400, "malformed request line")
+    try:
+        method, target, version = parts[0].decode(), parts[1].decode(), parts[2].decode()
+    except UnicodeError:
+        raise HTTPError(400, "request line is not UTF-8")
+    if not version.startswith("HTTP/1.") or not method.isalpha() or not method.isupper() or not target:
+        raise HTTPError(400, "malformed request line")
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise HTTPError(505, "unsupported HTTP version")
+    headers = {}
+    count = 0
+    while True:
+        try:
+            line = yield from buf.read_line(limits.max_header_line)
+        except LimitExceeded:
+            raise HTTPError(431, "header line too long")
+        except EOFError:
+            raise HTTPError(400, "connection closed inside the headers")
+        if not line:
+            break
+        count += 1
+        if count > limits.max_headers:
+            raise HTTPError(431, "too many header fields")
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip() or b" " in name:
+            raise HTTPError(400, "malformed header line")
+        try:
+            name = name.decode().lower()
+            value = value.strip().decode()
+        except UnicodeError:
+            raise HTTPError(400, "header is not UTF-8")
+        headers[name] = headers[name] + ", " + value if name in headers else value
+    request = Request(method, target, version, headers, client)
+    if "transfer-encoding" in headers:
+        raise HTTPError(501, "chunked request bodies are not supported")
+    length = headers.get("content-length")
+    if length is not None:
+        try:
+            length = int(length)
+        except ValueError:
+            raise HTTPError(400, "Content-Length is not a number")
+        if length < 0:
+            raise HTTPError(400, "Content-Length is negative")
+        if length > limits.max_body:
+            raise HTTPError(413, "body over %d bytes" % limits.max_body)
+        if length:
+            try:
+                request.body = yield from buf.read_exact(length)
+            except EOFError:
+                raise HTTPError(400, "connection closed inside the body")
+    return request
+
+
+def response_head(status, headers):
+    """Status line and headers; `headers` is a list of (name, value)."""
+    lines = ["HTTP/1.1 %d %s" % (status, STATUS_PHRASES.get(status, "Status"))]
+    for name, value in headers:
+        lines.append("%s: %s" % (name, value))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def encode_chunk(data):
+    if not data:
+        return b""  # an empty chunk would end the body
+    return ("%x\r\n" % len(data)).encode() + data + b"\r\n"
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def format_sse(item):
+    """One Server-Sent Event: a dict with any of event/data/id/retry/comment, or a plain string as data."""
+    if not isinstance(item, dict):
+        item = {"data": item}
+    lines = []
+    if "comment" in item:
+        for part in str(item["comment"]).split("\n"):
+            lines.append(": " + part)
+    if "event" in item:
+        lines.append("event: " + str(item["event"]))
+    if "id" in item:
+        lines.append("id: " + str(item["id"]))
+    if "retry" in item:
+        lines.append("retry: %d" % int(item["retry"]))
+    if "data" in item:
+        data = item["data"]
+        if not isinstance(data, str):
+            data = json.dumps(data)
+        for part in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            lines.append("data: " + part)
+    return ("\n".join(lines) + "\n\n").encode()

@@ -1,0 +1,81 @@
+# ConnectionManager: connected clients, named rooms, broadcast.
+#
+# Broadcast policy: a message is serialised and framed once, then handed to every member's send buffer
+# without waiting for any of them. A member whose buffer is over its limit (default 1 MiB on CPython,
+# 16 KiB on MicroPython: `send_buffer_limit` of the app) or whose connection is closed is disconnected from
+# the manager and its connection dropped, so one slow or dead client never delays or breaks delivery to the
+# others and never makes the server's memory grow without bound.
+import json
+
+from viperhttp.frames import OP_TEXT, encode_frame
+
+
+class ConnectionManager:
+    def __init__(self):
+        self._connections = []  # insertion order = delivery order
+        self._rooms = {}  # room name -> list of members
+        self.shed = 0  # members dropped for being too slow or dead
+
+    async def connect(self, ws, room=None):
+        """Accept the WebSocket (if not yet accepted), register it, and optionally join `room`."""
+        await ws.accept()
+        if ws not in self._connections:
+            self._connections.append(ws)
+        if room is not None:
+            self.join_room(ws, room)
+
+    def disconnect(self, ws):
+        """Forget `ws` and leave every room; calling it again does nothing."""
+        if ws in self._connections:
+            self._connections.remove(ws)
+        for name in list(self._rooms):
+            self._leave(ws, name)
+
+    def join_room(self, ws, room):
+        if ws not in self._connections:
+            self._connections.append(ws)
+        members = self._rooms.setdefault(room, [])
+        if ws not in members:
+            members.append(ws)
+
+    def leave_room(self, ws, room):
+        self._leave(ws, room)
+
+    def _leave(self, ws, room):
+        members = self._rooms.get(room)
+        if members is None:
+            return
+        if ws in members:
+            members.remove(ws)
+        if not members:
+            del self._rooms[room]  # empty rooms are dropped, as stats() promises
+
+    def members(self, room=None):
+        return list(self._connections if room is None else self._rooms.get(room, ()))
+
+    async def broadcast_text(self, text, room=None):
+        """Send `text` to every member (of `room`, or everyone); returns how many it was handed to."""
+        return self._broadcast(encode_frame(OP_TEXT, text.encode("utf-8")), room)
+
+    async def broadcast_json(self, obj, room=None):
+        return self._broadcast(encode_frame(OP_TEXT, json.dumps(obj).encode("utf-8")), room)
+
+    def _broadcast(self, frame, room):
+        delivered = 0
+        dropped = []
+        for ws in self.members(room):
+            if ws.send_frame_nowait(frame):
+                delivered += 1
+            else:
+                dropped.append(ws)
+        for ws in dropped:
+            self.disconnect(ws)
+            ws.abort()
+            self.shed += 1
+        return delivered
+
+    def stats(self):
+        return {
+            "connections": len(self._connections),
+            "rooms": dict((name, len(members)) for name, members in self._rooms.items()),
+        }

@@ -1,0 +1,232 @@
+# The server side of a WebSocket connection after the handshake, sans-I/O (RFC 6455 sections 5 to 7).
+#
+#   protocol.receive_data(bytes)      bytes from the client (b"": nothing new, parse what is buffered)
+#   protocol.receive_eof()            the client's end of stream
+#   protocol.events_received()        [(TEXT, str) | (BINARY, bytes) | (CLOSE, code, reason)]
+#   protocol.data_to_send()           [bytes, ...] to write, in order
+#   protocol.send_text / send_binary / send_ping / send_close
+#
+# It never touches a socket. Every violation fails the connection at once with the RFC's close code:
+# 1002 protocol errors, 1007 invalid UTF-8 (checked as bytes arrive, mid-frame), 1009 messages over the limit.
+# Parsing stops after each complete message until the application has taken it (events_received), so what
+# the application sends in reply leaves before anything caused by later frames (a pong, a failure's close):
+# replies stay in the order the client's frames came in even when many frames arrive in one read.
+from viperhttp.buffer import ByteBuffer
+from viperhttp.compat import TextDecoder, unmask_bytes
+from viperhttp.frames import (
+    CLOSE_INVALID_DATA, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, KNOWN_OPCODES,
+    MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ProtocolError,
+    close_code_is_valid, encode_close_payload, encode_frame,
+)
+
+TEXT = "text"
+BINARY = "bytes"
+CLOSE = "close"
+
+OPEN = 1
+CLOSING = 2  # we sent a close frame and wait for the client's
+CLOSED = 3  # both close frames exchanged, or the stream ended: the transport should be closed
+
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+
+class WebSocketProtocol:
+    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+        self.max_message_size = max_message_size
+        self.state = OPEN
+        self.close_code = None  # the code this side reports for the connection once it is closing
+        self.close_reason = ""
+        self.failed = False  # closed because the client broke the protocol
+        self._buffer = ByteBuffer()
+        self._events = []
+        self._output = []
+        self._parser = self._parse()
+        next(self._parser)
+        self._message_opcode = None
+        self._message_size = 0
+        self._message_parts = []
+        self._text = TextDecoder()
+
+    # -- input -------------------------------------------------------------------------------------------
+    def receive_data(self, data):
+        if self._parser is None:
+            return  # after the close handshake or a failure, further bytes mean nothing
+        if data:
+            self._buffer.feed(data)
+        self._run_parser()
+
+    def receive_eof(self):
+        if self._parser is None:
+            return
+        self._buffer.feed_eof()
+        self._run_parser()
+
+    def _run_parser(self):
+        if self._events:
+            return  # the application has not taken the last message yet
+        try:
+            next(self._parser)
+        except StopIteration:
+            self._parser = None
+        except ProtocolError as exc:
+            self._parser = None
+            self._fail(exc.code, exc.reason)
+        except EOFError:
+            self._parser = None
+            self._connection_lost()
+
+    def events_received(self):
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self):
+        output, self._output = self._output, []
+        return output
+
+    # -- output ------------------------------------------------------------------------------------------
+    def send_text(self, text):
+        self.send_frame(OP_TEXT, text.encode("utf-8"))
+
+    def send_binary(self, data):
+        self.send_frame(OP_BINARY, bytes(data))
+
+    def send_ping(self, data=b""):
+        self.send_frame(OP_PING, data)
+
+    def send_frame(self, opcode, payload):
+        if self.state != OPEN:
+            raise ConnectionError("WebSocket is closing")
+        self._output.extend(encode_frame(opcode, payload))
+
+    def send_close(self, code=CLOSE_NORMAL, reason=""):
+        """Start the closing handshake (no-op when it has started)."""
+        if self.state != OPEN:
+            return
+        self._output.extend(encode_frame(OP_CLOSE, encode_close_payload(code, reason)))
+        self.state = CLOSING
+        self.close_code = code
+        self.close_reason = reason
+
+    # -- parsing -----------------------------------------------------------------------------------------
+    def _parse(self):
+        buf = self._buffer
+        yield
+        while True:
+            head = yield from buf.read_exact(2)
+            first, second = head[0], head[1]
+            fin = first & 0x80
+            opcode = first & 0x0F
+            if first & 0x70:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
+            if opcode not in KNOWN_OPCODES:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode %d" % opcode)
+            if not second & 0x80:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "client frame not masked")
+            length = second & 0x7F
+            if opcode >= OP_CLOSE:
+                if not fin:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
+                if length > MAX_CONTROL_PAYLOAD:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes")
+            if length == 126:
+                length = int.from_bytes((yield from buf.read_exact(2)), "big")
+            elif length == 127:
+                length = int.from_bytes((yield from buf.read_exact(8)), "big")
+                if length >> 63:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "payload length with the most significant bit set")
+            mask = yield from buf.read_exact(4)
+            if opcode >= OP_CLOSE:
+                payload = unmask_bytes((yield from buf.read_exact(length)), mask)
+                if self._control_frame(opcode, payload):
+                    return
+                continue
+            self._start_fragment(opcode, length)
+            text = self._message_opcode == OP_TEXT
+            offset = 0
+            while offset < length:
+                chunk = unmask_bytes((yield from buf.read_some(length - offset)), mask, offset)
+                offset += len(chunk)
+                if text:
+                    try:
+                        self._text.feed(chunk)  # fails fast: before the rest of the frame arrives
+                    except ValueError:
+                        raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
+                else:
+                    self._message_parts.append(chunk)
+            if fin and self._finish_message():
+                yield  # pause until the application takes the message
+
+    def _start_fragment(self, opcode, length):
+        if opcode == OP_CONTINUATION:
+            if self._message_opcode is None:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "continuation frame without a message to continue")
+        else:
+            if self._message_opcode is not None:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "new data frame inside a fragmented message")
+            self._message_opcode = opcode
+            self._message_size = 0
+        self._message_size += length
+        if self._message_size > self.max_message_size:
+            raise ProtocolError(CLOSE_TOO_BIG, "message over %d bytes" % self.max_message_size)
+
+    def _finish_message(self):
+        if self._message_opcode == OP_TEXT:
+            try:
+                event = (TEXT, self._text.finish())
+            except ValueError:
+                raise ProtocolError(CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence")
+        else:
+            parts = self._message_parts
+            event = (BINARY, parts[0] if len(parts) == 1 else b"".join(parts))
+        self._message_parts = []
+        self._message_opcode = None
+        if self.state != OPEN:
+            return False  # data after our close frame is discarded (RFC 6455 1.4)
+        self._events.append(event)
+        return True
+
+    def _control_frame(self, opcode, payload):
+        """Handle a ping, pong or close; True when parsing is over."""
+        if opcode == OP_PING:
+            if self.state == OPEN:
+                self._output.extend(encode_frame(OP_PONG, payload))
+            return False
+        if opcode == OP_PONG:
+            return False  # unsolicited pongs are allowed and ignored
+        code, reason = self._parse_close(payload)
+        if self.state == OPEN:
+            # echo the client's code; a close without one is answered with a normal closure
+            self._output.extend(encode_frame(OP_CLOSE, encode_close_payload(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code)))
+            self.close_code = code
+            self.close_reason = reason
+            self._events.append((CLOSE, code, reason))
+        self.state = CLOSED
+        return True
+
+    def _parse_close(self, payload):
+        if not payload:
+            return CLOSE_NO_STATUS, ""
+        if len(payload) == 1:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "close frame payload of one byte")
+        code = int.from_bytes(payload[:2], "big")
+        if not close_code_is_valid(code):
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid close code %d" % code)
+        try:
+            reason = payload[2:].decode("utf-8")
+        except UnicodeError:
+            raise ProtocolError(CLOSE_INVALID_DATA, "close reason is not valid UTF-8")
+        return code, reason
+
+    # -- failure -----------------------------------------------------------------------------------------
+    def _fail(self, code, reason):
+        self.failed = True
+        if self.state == OPEN:
+            self.send_close(code, reason)
+            self._events.append((CLOSE, code, reason))
+        self.state = CLOSED
+
+    def _connection_lost(self):
+        if self.state == OPEN:
+            self.close_code = 1006
+            self._events.append((CLOSE, 1006, ""))
+        self.state = CLOSED

@@ -1,0 +1,248 @@
+# The asyncio glue: the only module that touches streams. It moves bytes between asyncio streams and the
+# sans-I/O parsers, and owns each connection's send buffer (see Transport).
+import asyncio
+
+from viperhttp.buffer import ByteBuffer
+from viperhttp.compat import MICROPYTHON, describe_exception
+from viperhttp.handshake import check_request
+from viperhttp.http import LAST_CHUNK, HTTPError, Limits, encode_chunk, format_sse, parse_request, response_head
+from viperhttp.responses import JSONResponse, StreamingResponse
+
+READ_SIZE = 65536
+KEEP_ALIVE_IDLE_S = 30
+DEFAULT_SEND_BUFFER_LIMIT = 16 * 1024 if MICROPYTHON else 1024 * 1024
+
+
+class Transport:
+    """One connection's byte stream after the HTTP request: reads, and a bounded send buffer.
+
+    Every write goes through `send` (which waits while the buffer is over the limit) or `send_nowait` (which
+    refuses instead), and one writer task flushes the buffer in order. That lets a broadcast hand a frame to
+    many members without waiting for any of them, and lets a member that stops reading be recognised by its
+    buffer passing the limit. It is also the seam other byte carriers (a bridge into a MicroPython VM) plug
+    into: anything with read/send/send_nowait/close/abort serves the WebSocket layer.
+    """
+
+    def __init__(self, reader, writer, send_buffer_limit=DEFAULT_SEND_BUFFER_LIMIT):
+        self.reader = reader
+        self.writer = writer
+        self.send_buffer_limit = send_buffer_limit
+        self.closed = False
+        self._pending = []
+        self._pending_bytes = 0
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._writer_task = asyncio.create_task(self._write_loop())
+
+    @property
+    def client(self):
+        try:
+            return self.writer.get_extra_info("peername")
+        except (AttributeError, OSError):
+            return None
+
+    async def read(self):
+        if self.closed:
+            return b""
+        try:
+            return await self.reader.read(READ_SIZE)
+        except (OSError, asyncio.CancelledError):
+            return b""
+
+    def send_nowait(self, chunks, force=False):
+        """Queue byte strings; False (nothing queued) when the connection is closed or, unless `force` (protocol
+        replies such as pongs and close frames), when the buffer is over its limit."""
+        if self.closed or (self._pending_bytes > self.send_buffer_limit and not force):
+            return False
+        for chunk in chunks:
+            self._pending.append(chunk)
+            self._pending_bytes += len(chunk)
+        self._drained.clear()
+        self._wake.set()
+        return True
+
+    async def send(self, chunks):
+        while self._pending_bytes > self.send_buffer_limit and not self.closed:
+            await self._drained.wait()
+        if self.closed:
+            raise ConnectionError("connection closed")
+        self.send_nowait(chunks)
+
+    async def flush(self):
+        while self._pending and not self.closed:
+            await self._drained.wait()
+
+    async def _write_loop(self):
+        try:
+            while not self.closed:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    self._pending_bytes = 0
+                    # one write per batch: a burst of small frames costs one system call, not one each
+                    self.writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
+                    await self.writer.drain()
+                self._drained.set()
+        except (OSError, asyncio.CancelledError):
+            self.abort()
+        finally:
+            self._drained.set()
+
+    async def drain_input(self, timeout_s):
+        """Read and discard until the client closes or `timeout_s` passes, so closing does not reset the
+        connection while unread bytes (that could include our close frame's reply) are in flight."""
+        try:
+            while await asyncio.wait_for(self.reader.read(READ_SIZE), timeout_s):
+                pass
+        except (OSError, asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+
+    def abort(self):
+        """Drop the connection now (a member too slow to keep up, a dead peer)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._pending = []
+        self._pending_bytes = 0
+        self._wake.set()
+        self._drained.set()
+        _abort_stream(self.writer)
+
+    async def close(self):
+        if not self.closed:
+            await self.flush()
+        self.closed = True
+        self._wake.set()
+        await _close_stream(self.writer)
+
+
+def _abort_stream(writer):
+    transport = getattr(writer, "transport", None)
+    if transport is not None:
+        transport.abort()  # CPython: discard the buffer and close at once
+        return
+    sock = getattr(writer, "s", None)  # MicroPython's stream closes its socket only in wait_closed()
+    if sock is not None:
+        sock.close()
+
+
+async def _close_stream(writer):
+    try:
+        writer.close()
+        await writer.wait_closed()
+    except (OSError, asyncio.CancelledError):
+        pass
+
+
+async def write_response(writer, response, server_header, head_only=False, keep_alive=True):
+    """Send a Response or StreamingResponse; returns whether the connection may be kept open."""
+    headers = [("Server", server_header)]
+    if isinstance(response, StreamingResponse):
+        headers.append(("Content-Type", response.media_type))
+        headers.append(("Transfer-Encoding", "chunked"))
+        for item in response.headers.items():
+            headers.append(item)
+        writer.write(response_head(response.status_code, headers))
+        await writer.drain()
+        if head_only:
+            return keep_alive
+        sse = response.media_type.startswith("text/event-stream")
+        items = response.content
+        is_async = hasattr(items, "__anext__") or hasattr(items, "__aiter__")
+        items = items.__aiter__() if is_async else iter(items)
+        while True:
+            # by hand rather than `async for`, because MicroPython has no async generators to mirror
+            try:
+                item = await items.__anext__() if is_async else next(items)
+            except (StopAsyncIteration, StopIteration):
+                break
+            data = format_sse(item) if sse else (item.encode("utf-8") if isinstance(item, str) else bytes(item))
+            writer.write(encode_chunk(data))
+            await writer.drain()
+        writer.write(LAST_CHUNK)
+        await writer.drain()
+        return keep_alive
+    body = response.body
+    headers.append(("Content-Type", response.media_type))
+    headers.append(("Content-Length", str(len(body))))
+    for item in response.headers.items():
+        headers.append(item)
+    if not keep_alive:
+        headers.append(("Connection", "close"))
+    writer.write(response_head(response.status_code, headers))
+    if body and not head_only:
+        writer.write(body)
+    await writer.drain()
+    return keep_alive
+
+
+def error_response(exc):
+    response = JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    response.headers.update(exc.headers)
+    return response
+
+
+class Server:
+    """Accepts connections and hands each request to the app (HTTP) or to a WebSocket route."""
+
+    def __init__(self, app, limits=None):
+        self.app = app
+        self.limits = limits or Limits()
+        self._server = None
+
+    async def handle_connection(self, reader, writer):
+        buf = ByteBuffer()
+        try:
+            peer = writer.get_extra_info("peername")
+        except (AttributeError, OSError):
+            peer = None
+        try:
+            while True:
+                request = await self._read_request(reader, buf, peer)
+                if request is None:
+                    break
+                route = self.app.websocket_route_for(request)
+                if route is not None:
+                    key = check_request(request)  # an HTTPError here is answered below, before any upgrade
+                    transport = Transport(reader, writer, self.app.send_buffer_limit)
+                    await self.app.handle_websocket(route, request, key, transport, buf.take_rest())
+                    return
+                head_only = request.method == "HEAD"
+                response = await self.app.handle_http(request)
+                if not await write_response(writer, response, self.app.server_header, head_only, request.keep_alive):
+                    break
+        except HTTPError as exc:
+            await write_response(writer, error_response(exc), self.app.server_header, keep_alive=False)
+        except (OSError, asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+        except Exception as exc:  # a bug must not take the server down; say what it was
+            self.app.log("connection error: " + describe_exception(exc))
+        await _close_stream(writer)
+
+    async def _read_request(self, reader, buf, peer):
+        parser = parse_request(buf, self.limits, peer)
+        try:
+            next(parser)
+            while True:
+                data = await asyncio.wait_for(reader.read(READ_SIZE), KEEP_ALIVE_IDLE_S)
+                if data:
+                    buf.feed(data)
+                else:
+                    buf.feed_eof()
+                next(parser)
+        except StopIteration as done:
+            return done.value
+
+    async def start(self, host, port):
+        self._server = await asyncio.start_server(self.handle_connection, host, port)
+        sockets = getattr(self._server, "sockets", None)
+        if sockets:  # CPython tells the bound port (for port 0); MicroPython binds what it was given
+            port = sockets[0].getsockname()[1]
+        return port
+
+    async def close(self):
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()

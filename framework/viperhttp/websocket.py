@@ -1,0 +1,168 @@
+# The WebSocket object a route handler receives: the guide's API over the sans-I/O protocol and a Transport.
+import asyncio
+import json
+
+from viperhttp.frames import CLOSE_NORMAL
+from viperhttp.handshake import accept_response
+from viperhttp.protocol import BINARY, CLOSE, CLOSED, OPEN, TEXT, WebSocketProtocol
+
+CLOSING_TIMEOUT_S = 5
+
+
+class WebSocketDisconnect(Exception):
+    """Raised by receive_text/receive_bytes/receive_json when the connection closed; `code` says how."""
+
+    def __init__(self, code=1000, reason=""):
+        Exception.__init__(self, "WebSocket closed with code %d" % code)
+        self.code = code
+        self.reason = reason
+
+
+class WebSocket:
+    def __init__(self, request, transport, key, offered_subprotocol, server_header, max_message_size,
+                 initial_data=b""):
+        self.path = request.path
+        self.headers = request.headers
+        self.query_params = request.query_params
+        self.path_params = request.path_params
+        self.client = transport.client
+        self.subprotocol = None
+        self.accepted = False
+        self._transport = transport
+        self._key = key
+        self._offered_subprotocol = offered_subprotocol
+        self._server_header = server_header
+        self._protocol = WebSocketProtocol(max_message_size)
+        self._initial_data = initial_data
+        self._messages = []
+        self._close_message = None
+        self._finished = False
+
+    @property
+    def closed(self):
+        return self._close_message is not None or self._transport.closed
+
+    async def accept(self, subprotocol=None):
+        """Complete the handshake; `subprotocol` defaults to the one negotiated from the route's protocols."""
+        if self.accepted:
+            return
+        if subprotocol is None:
+            subprotocol = self._offered_subprotocol
+        await self._transport.send([accept_response(self._key, subprotocol, self._server_header)])
+        self.accepted = True
+        self.subprotocol = subprotocol
+        if self._initial_data:
+            self._feed(self._initial_data)
+            self._initial_data = b""
+
+    async def receive(self):
+        """The next message: {"type": "text", "text": ...}, {"type": "bytes", "bytes": ...} or
+        {"type": "close", "code": ...}; after the close, the close message again."""
+        if not self.accepted:
+            raise RuntimeError("call accept() before receive()")
+        if not self._messages:
+            self._feed(None)  # frames already buffered come first
+        while not self._messages:
+            if self._close_message is not None:
+                return dict(self._close_message)
+            self._feed(await self._transport.read())
+        return self._messages.pop(0)
+
+    def _feed(self, data):
+        """Parse `data` (b"" from the transport means end of stream)."""
+        protocol = self._protocol
+        if data is None:
+            protocol.receive_data(b"")
+        elif data:
+            protocol.receive_data(data)
+        else:
+            protocol.receive_eof()
+        replies = protocol.data_to_send()
+        if replies:
+            self._transport.send_nowait(replies, force=True)
+        for event in protocol.events_received():
+            kind = event[0]
+            if kind == TEXT:
+                self._messages.append({"type": "text", "text": event[1]})
+            elif kind == BINARY:
+                self._messages.append({"type": "bytes", "bytes": event[1]})
+            elif kind == CLOSE:
+                self._close_message = {"type": "close", "code": event[1], "reason": event[2]}
+                self._messages.append(dict(self._close_message))
+
+    async def receive_text(self):
+        message = await self._receive_data()
+        if "text" not in message:
+            raise TypeError("expected a text message, got binary")
+        return message["text"]
+
+    async def receive_bytes(self):
+        message = await self._receive_data()
+        if "bytes" not in message:
+            raise TypeError("expected a binary message, got text")
+        return message["bytes"]
+
+    async def receive_json(self):
+        message = await self._receive_data()
+        return json.loads(message["text"] if "text" in message else message["bytes"])
+
+    async def _receive_data(self):
+        message = await self.receive()
+        if message["type"] == "close":
+            raise WebSocketDisconnect(message["code"], message.get("reason", ""))
+        return message
+
+    async def send_text(self, text):
+        self._protocol.send_text(text)
+        await self._transport.send(self._protocol.data_to_send())
+
+    async def send_bytes(self, data):
+        self._protocol.send_binary(data)
+        await self._transport.send(self._protocol.data_to_send())
+
+    async def send_json(self, obj):
+        await self.send_text(json.dumps(obj))
+
+    def send_frame_nowait(self, chunks):
+        """Hand pre-encoded frame bytes to the send buffer without waiting (broadcasts). False when the
+        connection is closed or its buffer is over the limit: the caller decides what to do with the member."""
+        if self._protocol.state != OPEN:
+            return False
+        return self._transport.send_nowait(chunks)
+
+    async def close(self, code=CLOSE_NORMAL, reason=""):
+        """Start the closing handshake, wait (bounded) for the client's close frame, close the connection."""
+        if self._protocol.state == OPEN and not self._transport.closed:
+            self._protocol.send_close(code, reason)
+            self._transport.send_nowait(self._protocol.data_to_send(), force=True)
+            if self._close_message is None:
+                self._close_message = {"type": "close", "code": code, "reason": reason}
+        await self.finish()
+
+    async def finish(self):
+        """Bring the connection to its end whatever state it is in (called when the handler returns)."""
+        if self._finished:
+            return
+        if self.accepted and self._protocol.state == OPEN and not self._transport.closed:
+            await self.close()
+            return
+        await self._transport.flush()
+        if self._protocol.failed:
+            await self._transport.drain_input(1)
+        elif self._protocol.state != CLOSED and not self._transport.closed:
+            try:
+                await asyncio.wait_for(self._await_client_close(), CLOSING_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                pass
+        self._finished = True
+        await self._transport.close()
+
+    async def _await_client_close(self):
+        while self._protocol.state != CLOSED:
+            data = await self._transport.read()
+            self._feed(data)
+            if not data:
+                return
+
+    def abort(self):
+        self._transport.abort()
