@@ -1,0 +1,64 @@
+"""`vhil conformance` and `vhil contract` (registered into the `vhil` dispatcher)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hil.targets import TARGET_HELP
+from conformance.engines import ENGINES
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    from conformance.runner import ConformanceOptions, run_conformance
+
+    return run_conformance(ConformanceOptions(
+        target=args.target, boards=args.boards, engine=args.engine, cases=tuple(args.cases or ()),
+        exclude=tuple(args.exclude or ()), parallel=args.parallel, baseline=args.baseline,
+        no_baseline=args.no_baseline, update_baseline=args.update_baseline, out=args.out,
+        wstest_cmd=args.wstest_cmd, timeout_s=args.timeout))
+
+
+def _contract(args: argparse.Namespace) -> int:
+    from conformance.contract_runner import run_contract
+
+    return run_contract(args.target, out=args.out, boards=args.boards, pytest_args=args.pytest_args or [])
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    conformance = subparsers.add_parser(
+        "conformance", help="run the Autobahn cases against a target and judge them against its baseline",
+        description="Run the Autobahn|Testsuite cases against TARGET's /ws/autobahn. Exit 0 when no case is worse "
+                    "than the baseline, 1 when one is (or the run did not complete), 2 for a usage or setup error.")
+    conformance.add_argument("--target", required=True, metavar="TARGET", help=TARGET_HELP)
+    conformance.add_argument("--boards", type=Path, default=None, metavar="FILE", help="board inventory")
+    conformance.add_argument("--engine", choices=ENGINES, default="kosoku",
+                             help="kosoku (default, Python API) or wstest (autobahn-testsuite fuzzingclient)")
+    conformance.add_argument("--cases", nargs="+", action="extend", metavar="GLOB",
+                             help="case ids or globs to run, e.g. 1.1.1 '9.*' (default: all)")
+    conformance.add_argument("--exclude", nargs="+", action="extend", metavar="GLOB", help="case ids or globs to leave out")
+    conformance.add_argument("--parallel", type=int, default=1, metavar="N",
+                             help="cases run at once (section 9 always runs one at a time)")
+    group = conformance.add_mutually_exclusive_group()
+    group.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                       help="accepted outcomes (default: conformance/baselines/<target>.json when present)")
+    group.add_argument("--no-baseline", action="store_true", help="judge without a baseline: any FAILED/ERROR fails")
+    conformance.add_argument("--update-baseline", action="store_true", help="write this run's outcomes as the baseline")
+    conformance.add_argument("--out", type=Path, default=None, metavar="DIR",
+                             help="report folder (default: reports/<run-id>/<target>/conformance)")
+    conformance.add_argument("--wstest-cmd", default=None, metavar="CMD",
+                             help="how to run wstest, e.g. 'docker run --rm --network host -v $PWD:$PWD -w $PWD "
+                                  "crossbario/autobahn-testsuite wstest' ({spec} is replaced by the spec path)")
+    conformance.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                             help="outer budget for the whole run (default by target kind: host 900, url 1800, others 3600)")
+    conformance.set_defaults(func=_conformance)
+
+    contract = subparsers.add_parser(
+        "contract", help="run the ViperHTTP API contract suite against a target",
+        description="Run conformance/contract (pytest) against TARGET; JUnit and an HTML page go to --out. "
+                    "Exit 0 when every contract test passes, 1 when one fails, 2 for a usage or setup error.")
+    contract.add_argument("--target", required=True, metavar="TARGET", help=TARGET_HELP)
+    contract.add_argument("--boards", type=Path, default=None, metavar="FILE", help="board inventory")
+    contract.add_argument("--out", type=Path, default=None, metavar="DIR",
+                          help="report folder (default: reports/<run-id>/<target>/conformance, next to the Autobahn report)")
+    contract.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARG", help="extra pytest arguments after --, e.g. -- -k rooms")
+    contract.set_defaults(func=_contract)
