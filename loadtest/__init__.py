@@ -1,0 +1,1 @@
+"""Locust broadcast load scenarios."""
