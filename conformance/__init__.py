@@ -1,0 +1,1 @@
+"""Autobahn|Testsuite harness and the ViperHTTP API contract suite."""

@@ -1,0 +1,32 @@
+"""Fixtures for the ViperHTTP API contract suite: a reachable DUT app and its /health.
+
+The suite runs against any target with a network endpoint (`--target`, from the vhil pytest plugin). It relies
+only on docs/dut-app.md and the WebSocket guide; every wait is bounded.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.contract.helpers import get_json
+from hil.errors import SetupError
+from hil.targets import Target
+from hil.targets.probe import wait_reachable
+
+
+@pytest.fixture(scope="session")
+def dut(target: Target) -> Target:
+    """The started target, once it answers; an unreachable one ends the session with exit status 2."""
+    if not target.base_url:
+        pytest.skip(f"target {target.name} has no network endpoint")
+    try:
+        wait_reachable(target.base_url)
+    except SetupError as exc:
+        pytest.exit(str(exc), returncode=2)
+    return target
+
+
+@pytest.fixture(scope="session")
+def health(dut: Target) -> dict[str, Any]:
+    return get_json(dut, "/health")

@@ -1,0 +1,55 @@
+"""Helpers for the contract tests: bounded async runs, WebSocket connections and HTTP requests to the DUT app."""
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+from typing import Any, Awaitable, Callable, TypeVar
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from hil.targets import Target
+
+T = TypeVar("T")
+STEP_TIMEOUT_S = 10.0  # one receive, one handshake, one HTTP request
+TEST_TIMEOUT_S = 60.0  # one whole test body
+
+
+def run(coro_fn: Callable[[], Awaitable[T]], timeout: float = TEST_TIMEOUT_S) -> T:
+    """Run one async test body on a fresh event loop, bounded in time."""
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro_fn(), timeout)
+    return asyncio.run(bounded())
+
+
+async def recv(ws: ClientConnection, timeout: float = STEP_TIMEOUT_S) -> str | bytes:
+    return await asyncio.wait_for(ws.recv(), timeout)
+
+
+def ws_connect(dut: Target, path: str, **options: Any) -> Any:
+    """websockets' connect() to a DUT route, with a bounded handshake and no compression (the DUT has none)."""
+    options.setdefault("open_timeout", STEP_TIMEOUT_S)
+    options.setdefault("close_timeout", STEP_TIMEOUT_S)
+    options.setdefault("compression", None)
+    options.setdefault("ping_interval", None)
+    return connect(dut.ws_url(path), **options)
+
+
+def http_get(dut: Target, path: str, timeout: float = STEP_TIMEOUT_S) -> tuple[int, dict[str, str], bytes]:
+    """(status, lower-cased headers, whole body) of a GET; the body is read until the server ends it."""
+    parts = urlsplit(dut.http_url(path))
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def get_json(dut: Target, path: str) -> Any:
+    status, _headers, body = http_get(dut, path)
+    assert status == 200, f"GET {path} answered {status}: {body[:200]!r}"
+    return json.loads(body)
