@@ -1,11 +1,7 @@
 # The WebSocket opening handshake (RFC 6455 section 4.2), sans-I/O: a parsed request in, a verdict out.
 import binascii
 
-try:
-    from hashlib import sha1
-except ImportError:  # builds without SHA-1 cannot accept WebSockets at all
-    sha1 = None
-
+from viperhttp.compat import sha1
 from viperhttp.http import HTTPError
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -47,8 +43,6 @@ def check_request(request):
         decoded = b""
     if len(decoded) != 16 or len(key) != 24:
         raise HTTPError(400, "Sec-WebSocket-Key must be 16 bytes in base64")
-    if sha1 is None:
-        raise HTTPError(501, "this build has no SHA-1 for the WebSocket handshake")
     return key
 
 

@@ -5,6 +5,7 @@
 # 16 KiB on MicroPython: `send_buffer_limit` of the app) or whose connection is closed is disconnected from
 # the manager and its connection dropped, so one slow or dead client never delays or breaks delivery to the
 # others and never makes the server's memory grow without bound.
+import asyncio
 import json
 
 from viperhttp.frames import OP_TEXT, encode_frame
@@ -55,12 +56,12 @@ class ConnectionManager:
 
     async def broadcast_text(self, text, room=None):
         """Send `text` to every member (of `room`, or everyone); returns how many it was handed to."""
-        return self._broadcast(encode_frame(OP_TEXT, text.encode("utf-8")), room)
+        return await self._broadcast(encode_frame(OP_TEXT, text.encode("utf-8")), room)
 
     async def broadcast_json(self, obj, room=None):
-        return self._broadcast(encode_frame(OP_TEXT, json.dumps(obj).encode("utf-8")), room)
+        return await self._broadcast(encode_frame(OP_TEXT, json.dumps(obj).encode("utf-8")), room)
 
-    def _broadcast(self, frame, room):
+    async def _broadcast(self, frame, room):
         delivered = 0
         dropped = []
         for ws in self.members(room):
@@ -72,6 +73,9 @@ class ConnectionManager:
             self.disconnect(ws)
             ws.abort()
             self.shed += 1
+        # One turn of the loop lets the members' writers move the frame on, so a publisher broadcasting in a
+        # tight loop does not pile its whole burst into the buffers and get healthy members shed.
+        await asyncio.sleep(0)
         return delivered
 
     def stats(self):

@@ -171,8 +171,13 @@ async def write_response(writer, response, server_header, head_only=False, keep_
         headers.append(item)
     if not keep_alive:
         headers.append(("Connection", "close"))
-    writer.write(response_head(response.status_code, headers))
-    if body and not head_only:
+    head = response_head(response.status_code, headers)
+    if head_only or not body:
+        writer.write(head)
+    elif len(body) <= 16384:
+        writer.write(head + body)  # one segment for the common small response
+    else:
+        writer.write(head)
         writer.write(body)
     await writer.drain()
     return keep_alive

@@ -36,6 +36,7 @@ class WebSocket:
         self._initial_data = initial_data
         self._messages = []
         self._close_message = None
+        self._close_reason = ""
         self._finished = False
 
     @property
@@ -87,7 +88,8 @@ class WebSocket:
             elif kind == BINARY:
                 self._messages.append({"type": "bytes", "bytes": event[1]})
             elif kind == CLOSE:
-                self._close_message = {"type": "close", "code": event[1], "reason": event[2]}
+                self._close_message = {"type": "close", "code": event[1]}
+                self._close_reason = event[2]
                 self._messages.append(dict(self._close_message))
 
     async def receive_text(self):
@@ -109,7 +111,7 @@ class WebSocket:
     async def _receive_data(self):
         message = await self.receive()
         if message["type"] == "close":
-            raise WebSocketDisconnect(message["code"], message.get("reason", ""))
+            raise WebSocketDisconnect(message["code"], self._close_reason)
         return message
 
     async def send_text(self, text):
@@ -136,7 +138,8 @@ class WebSocket:
             self._protocol.send_close(code, reason)
             self._transport.send_nowait(self._protocol.data_to_send(), force=True)
             if self._close_message is None:
-                self._close_message = {"type": "close", "code": code, "reason": reason}
+                self._close_message = {"type": "close", "code": code}
+                self._close_reason = reason
         await self.finish()
 
     async def finish(self):

@@ -1,0 +1,47 @@
+"""Shared fixtures: an app served by the reference framework on loopback, in a thread of this process."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import pytest
+
+from viperhttp.server import Server
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[int]:
+    """Serve `app` with the real asyncio server on 127.0.0.1 in a background loop; yields the port."""
+    loop = asyncio.new_event_loop()
+    server = Server(app)
+    started = threading.Event()
+    port_box: list[int] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        port_box.append(loop.run_until_complete(server.start("127.0.0.1", 0)))
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, name="app-server", daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("test server did not start")
+    try:
+        yield port_box[0]
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture
+def dut_port() -> Iterator[int]:
+    """The DUT app (framework/dut/main.py) on the reference framework."""
+    from vhil_serve.cli import load_dut_module
+
+    with serve_in_thread(load_dut_module().app) as port:
+        yield port
