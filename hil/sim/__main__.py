@@ -1,0 +1,5 @@
+import sys
+
+from hil.sim.board import main
+
+sys.exit(main())
