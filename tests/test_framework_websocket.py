@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from typing import Any, Iterator
@@ -151,7 +152,6 @@ def test_message_over_the_app_limit_closes_1009(api: tuple[int, dict[str, Any]])
 
 # -- ConnectionManager ---------------------------------------------------------------------------------------
 def test_stats_follow_join_leave_disconnect_and_abrupt_drop(dut_port: int) -> None:
-    import json
     import urllib.request
 
     def stats() -> dict[str, Any]:
@@ -200,66 +200,35 @@ def test_disconnect_is_idempotent_and_leaves_every_room() -> None:
     assert manager.stats() == {"connections": 0, "rooms": {}}
 
 
-@pytest.fixture
-def small_buffer_app() -> Iterator[tuple[int, viperhttp.ConnectionManager]]:
-    app = viperhttp.ViperHTTP(send_buffer_limit=64 * 1024)
-    manager = viperhttp.ConnectionManager()
+def test_slow_member_is_shed_and_never_delays_the_others() -> None:
+    """Against the DUT in its own process (1 MiB send buffer): a member that stops reading is dropped once its
+    buffer passes the limit, while a reading member receives every broadcast."""
+    from hil.targets import resolve_target
 
-    @app.websocket("/ws/sub")
-    async def sub(ws):
-        await manager.connect(ws, room="r")
-        try:
-            while (await ws.receive())["type"] != "close":
-                pass
-        finally:
-            manager.disconnect(ws)
+    messages, payload = 400, "p" * 32768  # 12.5 MiB in all: far past socket buffers plus the send buffer
+    with resolve_target("host") as target:
+        url = target.ws_url("/ws/rooms")
+        port = int(target.base_url.rsplit(":", 1)[1])
 
-    @app.websocket("/ws/pub")
-    async def pub(ws):
-        await ws.accept()
-        while True:
-            msg = await ws.receive()
-            if msg["type"] == "close":
-                break
-            count = int(msg["text"])
-            payload = "p" * 32768
-            delivered = 0
-            for _ in range(count):
-                delivered += await manager.broadcast_text(payload, room="r")
-            await ws.send_text("%d %d" % (delivered, manager.shed))
-
-    with serve_in_thread(app) as port:
-        yield port, manager
-
-
-def test_slow_member_is_shed_and_never_delays_the_others(small_buffer_app: tuple[int, viperhttp.ConnectionManager]) -> None:
-    port, manager = small_buffer_app
-    messages = 400  # 12.5 MiB in all: far past socket buffers plus the 64 KiB send buffer
-
-    async def scenario() -> None:
-        slow = socket.create_connection(("127.0.0.1", port))
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.sendall(KEY_REQUEST.replace(b"/ws/rooms", b"/ws/sub"))
-        try:
-            async with connect(f"ws://127.0.0.1:{port}/ws/sub", max_size=None) as fast, \
-                    connect(f"ws://127.0.0.1:{port}/ws/pub") as publisher:
-                await asyncio.sleep(0.2)
-                received = 0
-
-                async def drain_fast() -> None:
-                    nonlocal received
-                    while received < messages:
-                        await fast.recv()
-                        received += 1
-
-                reader = asyncio.create_task(drain_fast())
-                await publisher.send(str(messages))
-                delivered, shed = map(int, (await publisher.recv()).split())
-                await asyncio.wait_for(reader, 20)
-                assert received == messages  # the fast member got everything
-                assert shed == 1  # the slow one was dropped, not buffered without bound
-                assert messages < delivered < 2 * messages
-                assert manager.stats() == {"connections": 1, "rooms": {"r": 1}}  # only the fast member is left
-        finally:
-            slow.close()
-    run(scenario())
+        async def scenario() -> list[int]:
+            slow = socket.create_connection(("127.0.0.1", port))
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.sendall(KEY_REQUEST + client_frame(1, b"join r"))
+            try:
+                async with connect(url, max_size=None) as fast, connect(url) as publisher:
+                    await fast.send("join r")
+                    assert await fast.recv() == "ok join r"
+                    await asyncio.sleep(0.3)  # the slow member's join is processed
+                    counts = []
+                    for _ in range(messages):
+                        await publisher.send("pub r " + payload)
+                        counts.append(int((await publisher.recv()).split()[-1]))
+                        assert await fast.recv() == payload
+                    await publisher.send("stats")
+                    assert json.loads((await publisher.recv())[len("ok stats "):]) == {"connections": 2, "rooms": {"r": 1}}
+                    return counts
+            finally:
+                slow.close()
+        counts = run(scenario())
+    assert counts[0] == 2 and counts[-1] == 1  # the slow member was counted until it was shed
+    assert counts == sorted(counts, reverse=True)
