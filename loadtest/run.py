@@ -54,6 +54,9 @@ class CpuMeter:
                 self.processes.append(psutil.Process(pid))
             except psutil.Error:
                 pass
+        self.restart()
+
+    def restart(self) -> None:
         self.start_cpu, self.start_wall = self._cpu(), time.monotonic()
 
     def _cpu(self) -> float:
@@ -100,6 +103,8 @@ class LoadRun:
         self.workers: list[ManagedProcess] = []
         self.step_results: list[WindowResult] = []
         self.started = time.time()
+        self.meters: tuple[CpuMeter, CpuMeter] = ()  # type: ignore[assignment]  # generator, target; set in execute
+        self.cpu_percent: tuple[float | None, float | None] = (None, None)
 
     # --- setup ------------------------------------------------------------------------------------------------
     def execute(self) -> int:
@@ -129,14 +134,13 @@ class LoadRun:
             target_pid = target.details.get("pid")
             target_cpu = CpuMeter([target_pid] if target_pid else [])
             target_rss_before = self.rss(target_pid)
+            self.meters = (generator_cpu, target_cpu)
             controller = Controller(environment, options, self.pop, ws_url, target.base_url, processes,
-                                    on_phase=self.write_progress_summary,
+                                    on_phase=self.on_phase,
                                     judge_step=self.judge_step if self.pop.steps else None)
             self.controller = controller
-            self.cpu = (generator_cpu, target_cpu)
             record = controller.run()
-            summary = self.summarise(record, generator_cpu.percent(), target_cpu.percent(),
-                                     target_rss_before, self.rss(target_pid))
+            summary = self.summarise(record, *self.cpu_percent, target_rss_before, self.rss(target_pid))
         finally:
             for greenlet in greenlets:
                 greenlet.kill()
@@ -188,6 +192,15 @@ class LoadRun:
         print(f"vhil load [stepup] step {window.index}: {result.subscribers} subscribers, p95 {result.latency['p95']} ms, "
               f"delivered {result.delivered}/{result.expected} -> {'pass' if ok else 'stop'}", file=sys.stderr, flush=True)
         return ok
+
+    def on_phase(self, phase: str, record: RunRecord) -> None:
+        """CPU is measured over the publish windows and their drain: from the first window's start to the stop."""
+        if phase == "publishing" and len(record.windows) == 1:
+            for meter in self.meters:
+                meter.restart()
+        if phase == "stopping":
+            self.cpu_percent = tuple(meter.percent() for meter in self.meters)
+        self.write_progress_summary(phase, record)
 
     def write_progress_summary(self, phase: str, record: RunRecord) -> None:
         atomic_write_json(self.out_dir / "summary.json", {

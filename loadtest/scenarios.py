@@ -9,7 +9,7 @@ from hil.errors import SetupError
 SCENARIOS = ("fanout", "rooms", "churn", "slow-consumer", "stepup")
 SLOW_FRACTION = 0.1  # slow-consumer: this share of the members stops reading
 CHURN_FRACTION = 0.25  # churn: this share of the users connect/join/leave/disconnect in a loop
-SLOW_CONSUMER_PAD_BYTES = 4096  # large messages so a silent member's buffers fill within a short window
+SLOW_CONSUMER_PAD_BYTES = 16 * 1024  # large messages so a silent member fills its buffers (kernel + 1 MiB server) within seconds
 STEPUP_STEPS = 5
 STEPUP_MIN_WINDOW_S = 2.0
 
