@@ -26,7 +26,7 @@ class ProtocolError(Exception):
     """The peer broke the protocol; `code` is the close code to fail the connection with."""
 
     def __init__(self, code, reason):
-        Exception.__init__(self, reason)
+        super().__init__(reason)  # MicroPython has no Exception.__init__ to call unbound
         self.code = code
         self.reason = reason
 

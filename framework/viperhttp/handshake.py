@@ -38,8 +38,10 @@ def check_request(request):
         raise HTTPError(426, "unsupported Sec-WebSocket-Version", {"Sec-WebSocket-Version": SUPPORTED_VERSION})
     key = headers.get("sec-websocket-key", "").strip()
     try:
-        decoded = binascii.a2b_base64(key) if key else b""
-    except ValueError:  # binascii.Error is a ValueError; MicroPython raises ValueError itself
+        # bytes, not str: micropython-lib's pure-Python binascii (the WebAssembly port's) only takes bytes;
+        # a non-ASCII key fails to encode with a ValueError, as CPython's a2b_base64 fails on it with str
+        decoded = binascii.a2b_base64(key.encode("ascii")) if key else b""
+    except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors; MicroPython raises ValueError
         decoded = b""
     if len(decoded) != 16 or len(key) != 24:
         raise HTTPError(400, "Sec-WebSocket-Key must be 16 bytes in base64")

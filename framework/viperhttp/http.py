@@ -18,7 +18,7 @@ class HTTPError(Exception):
     """An HTTP error response: status, detail (JSON body `{"detail": ...}`), extra headers."""
 
     def __init__(self, status, detail=None, headers=None):
-        Exception.__init__(self, detail or STATUS_PHRASES.get(status, ""))
+        super().__init__(detail or STATUS_PHRASES.get(status, ""))  # MicroPython has no Exception.__init__
         self.status = status
         self.detail = detail or STATUS_PHRASES.get(status, "Error")
         self.headers = headers or {}

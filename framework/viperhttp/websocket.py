@@ -13,7 +13,7 @@ class WebSocketDisconnect(Exception):
     """Raised by receive_text/receive_bytes/receive_json when the connection closed; `code` says how."""
 
     def __init__(self, code=1000, reason=""):
-        Exception.__init__(self, "WebSocket closed with code %d" % code)
+        super().__init__("WebSocket closed with code %d" % code)  # MicroPython has no Exception.__init__
         self.code = code
         self.reason = reason
 
