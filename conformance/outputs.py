@@ -1,6 +1,7 @@
 """What a conformance run writes and prints: summary.json, results.json, JUnit XML, the per-section table."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -25,6 +26,12 @@ def section_names() -> dict[str, str]:
     except ImportError:
         return {}
     return dict(CaseCategories)
+
+
+def _plain(text: str, limit: int = 120) -> str:
+    """Autobahn descriptions carry HTML (<b>, <br>); the terminal gets one plain line."""
+    flat = " ".join(re.sub(r"<[^>]+>", " ", text).split())
+    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
 
 
 def _describe_change(change: Change) -> str:
@@ -107,7 +114,7 @@ def print_report(console: Console, results: list[CaseResult], verdict: Verdict, 
     console.print(section_table(results))
     for change in verdict.regressions:
         result = by_id[change.case_id]
-        console.print(f"[red]REGRESSION[/red] {_describe_change(change)} - {result.description}\n    {result.what_was_seen()}",
+        console.print(f"[red]REGRESSION[/red] {_describe_change(change)} - {_plain(result.description)}\n    {result.what_was_seen()}",
                       highlight=False)
     for change in verdict.improvements:
         console.print(f"[green]improved[/green] {_describe_change(change)}", highlight=False)
