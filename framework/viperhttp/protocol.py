@@ -211,9 +211,12 @@ class WebSocketProtocol:
         code = int.from_bytes(payload[:2], "big")
         if not close_code_is_valid(code):
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid close code %d" % code)
+        # through TextDecoder, not bytes.decode: MicroPython's decode lets surrogates (ED A0 80) through
+        decoder = TextDecoder()
         try:
-            reason = payload[2:].decode("utf-8")
-        except UnicodeError:
+            decoder.feed(payload[2:])
+            reason = decoder.finish()
+        except ValueError:
             raise ProtocolError(CLOSE_INVALID_DATA, "close reason is not valid UTF-8")
         return code, reason
 
