@@ -1,7 +1,8 @@
 """The serial console: one reader thread per port, a timestamped log, watchers, and waits with timeouts.
 
-Reads are large with a short timeout (never one byte per `in_waiting` poll: pyserial's `socket://` reports at most
-one byte waiting). Every received byte is written to the serial log as it arrives (flushed per read), with a
+Reads are non-blocking and large, woken by select() on the port's descriptor: everything that has arrived is taken
+in one read, as soon as it arrives (never one byte per `in_waiting` poll: pyserial's `socket://` reports at most
+one byte waiting, and a blocking read(N) with a timeout would wait out the timeout on every short reply). Every received byte is written to the serial log as it arrives (flushed per read), with a
 timestamp at each line start and secrets redacted. Watchers see the same stream, so a panic during an HTTP test is
 caught even when nobody is reading the console.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import re
+import select
 import threading
 import time
 from pathlib import Path
@@ -21,7 +23,8 @@ from hil.errors import SetupError
 from hil.redact import redact, split_safe
 from hil.serial.events import FATAL_KINDS, PANIC, Addr2Line, ConsoleEvent, ConsoleWatcher
 
-READ_SLICE_S = 0.02  # the longest a read waits for more bytes: bounds latency without per-byte polling
+IDLE_WAKE_S = 0.2  # how often an idle reader checks whether the console was closed
+POLL_S = 0.005  # ports without a selectable descriptor (rfc2217://) are read this often
 READ_SIZE = 65536
 PANIC_DUMP_GRACE_S = 2.0  # after a panic line, how long to let the rest of the dump arrive before reporting it
 
@@ -121,7 +124,7 @@ class SerialConsole:
         self._closed = False
         self._error: str | None = None
         try:
-            port = serial.serial_for_url(url, do_not_open=True, baudrate=baud, timeout=READ_SLICE_S, write_timeout=10)
+            port = serial.serial_for_url(url, do_not_open=True, baudrate=baud, timeout=0, write_timeout=10)
             # deasserted DTR/RTS on open: on ESP32 dev boards they drive EN/IO0, asserting them resets the chip
             port.dtr = False
             port.rts = False
@@ -135,8 +138,14 @@ class SerialConsole:
 
     # -- reading ---------------------------------------------------------------------------------------------
     def _read_loop(self) -> None:
+        try:
+            selectable: int | None = self.port.fileno()
+        except (AttributeError, NotImplementedError, OSError, serial.SerialException):
+            selectable = None
         while not self._closed:
             try:
+                if selectable is not None:
+                    select.select([selectable], [], [], IDLE_WAKE_S)
                 data = self.port.read(READ_SIZE)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's socket:// read racing a close from another thread
@@ -146,6 +155,8 @@ class SerialConsole:
                     self._cond.notify_all()
                 return
             if not data:
+                if selectable is None:
+                    time.sleep(POLL_S)
                 continue
             text = self._decoder.decode(data)
             self.log.write(text)

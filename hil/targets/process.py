@@ -23,8 +23,9 @@ class ManagedProcess:
     """A subprocess whose output is copied, line by line, to a log file as it arrives."""
 
     def __init__(self, argv: Sequence[str], log_path: Path | None = None, env: dict[str, str] | None = None,
-                 cwd: str | None = None) -> None:
+                 cwd: str | None = None, stop_signal: int = signal.SIGINT) -> None:
         self.argv = list(argv)
+        self.stop_signal = stop_signal  # what asks the process to end (e.g. SIGTERM for one that uses SIGINT itself)
         self.log_path = log_path
         self._lines: list[str] = []
         self._cond = threading.Condition()
@@ -84,9 +85,9 @@ class ManagedProcess:
         return self.proc.poll() is None
 
     def stop(self, grace: float = 5.0) -> None:
-        """SIGINT the process group, then SIGKILL after `grace` seconds. Idempotent."""
+        """`stop_signal` (SIGINT) to the process group, then SIGKILL after `grace` seconds. Idempotent."""
         if self.proc.poll() is None:
-            for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+            for sig, wait in ((self.stop_signal, grace), (signal.SIGKILL, 5.0)):
                 try:
                     os.killpg(self.proc.pid, sig)
                 except ProcessLookupError:

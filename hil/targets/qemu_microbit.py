@@ -1,0 +1,107 @@
+"""`qemu-microbit`: Debian's qemu-system-arm running the micro:bit's MicroPython 1.9.2 (serial only).
+
+It exercises the runner against a real MicroPython REPL that has no raw-paste mode, 16 KiB of RAM and an `os`
+without `ilistdir`/`stat`, and that loses bytes on long plain raw REPL writes. Serial is QEMU's TCP server.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hil.errors import SetupError
+from hil.serial.target import SerialTarget
+from hil.targets.base import SERIAL, Availability
+from hil.targets.process import ManagedProcess
+
+QEMU_BINARY = "qemu-system-arm"
+FIRMWARE = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
+INSTALL_HINT = "apt-get install qemu-system-arm firmware-microbit-micropython"
+PORT_ATTEMPTS = 3
+LISTEN_TIMEOUT_S = 10.0
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_listening(port: int, process: ManagedProcess, timeout: float) -> bool:
+    """True once 127.0.0.1:port accepts; False if the process exited first (e.g. the port was taken)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive():
+            return False
+        try:
+            # a probe connection would take QEMU's single client slot; checking the bound socket is enough
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def qemu_microbit_argv(binary: str, firmware: Path, serial_port: int) -> list[str]:
+    return [binary, "-M", "microbit", "-device", f"loader,file={firmware}", "-nographic", "-monitor", "none",
+            "-serial", f"tcp:127.0.0.1:{serial_port},server=on,wait=off"]
+
+
+@dataclass
+class QemuMicrobitTarget(SerialTarget):
+    kind: str = "qemu"
+    capabilities: frozenset[str] = frozenset({SERIAL})
+    binary: str = QEMU_BINARY
+    firmware: Path = FIRMWARE
+    process: ManagedProcess | None = None
+    serial_port: int = 0
+
+    def availability(self) -> Availability:
+        if shutil.which(self.binary) is None:
+            return Availability(False, f"{self.binary} not found; install it: {INSTALL_HINT}")
+        if not self.firmware.is_file():
+            return Availability(False, f"{self.firmware} not found; install it: {INSTALL_HINT}")
+        return Availability(True)
+
+    def console_url(self) -> str:
+        return f"socket://127.0.0.1:{self.serial_port}"
+
+    def launch(self) -> None:
+        availability = self.availability()
+        if not availability.ok:
+            raise SetupError(f"target {self.name} unavailable: {availability.reason}")
+        log = self.log_dir / "qemu.log" if self.log_dir else None
+        for _ in range(PORT_ATTEMPTS):
+            self.serial_port = free_tcp_port()
+            self.process = ManagedProcess(qemu_microbit_argv(self.binary, self.firmware, self.serial_port), log_path=log)
+            if wait_listening(self.serial_port, self.process, LISTEN_TIMEOUT_S):
+                self.details.update(pid=self.process.pid, serial_port=self.serial_port)
+                return
+            self.process.stop()  # lost the race for the port: try another
+        raise SetupError(f"target {self.name}: QEMU did not open its serial port; output: {self.process.output()[-300:]}")
+
+    def attach(self) -> None:
+        self.launch()
+        super().attach()
+
+    def hard_reset(self) -> None:
+        """A power cycle: QEMU is restarted (no monitor, no reset line) and the console reconnected."""
+        self.close_console()
+        if self.process is not None:
+            self.process.stop()
+        self.launch()
+        self.open_console()
+
+    def stop(self) -> None:
+        super().stop()
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
+def make_qemu_microbit_target(name: str, boards_path: object = None) -> QemuMicrobitTarget:
+    return QemuMicrobitTarget(name=name, binary=os.environ.get("VHIL_QEMU_ARM", QEMU_BINARY))
