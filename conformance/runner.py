@@ -140,8 +140,8 @@ def _load_baseline(opts: ConformanceOptions, target_name: str) -> tuple[Baseline
     path = opts.baseline or default_baseline_path(target_name)
     if opts.no_baseline:
         return None, path
-    if opts.baseline is None and not path.exists():
-        return None, path
+    if not path.exists() and (opts.baseline is None or opts.update_baseline):
+        return None, path  # nothing accepted yet (a named file is created by --update-baseline)
     return load_baseline(path), path
 
 

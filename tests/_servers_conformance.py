@@ -17,8 +17,11 @@ import hashlib
 import json
 import os
 import struct
+import subprocess
 import sys
-from typing import Any, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
@@ -30,6 +33,31 @@ class ProtocolViolation(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parent.parent
+READY_TIMEOUT_S = 20.0
+
+
+@contextmanager
+def running(*args: str) -> Iterator[Any]:
+    """Start `python tests/_servers_conformance.py ARGS` and yield its ManagedProcess with `.port` set; always stopped."""
+    from hil.targets.process import ManagedProcess
+
+    server = ManagedProcess([sys.executable, str(HERE), *args], cwd=str(REPO))
+    try:
+        server.port = int(server.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", READY_TIMEOUT_S).group(1))
+        yield server
+    finally:
+        server.stop()
+
+
+def vhil(*args: str, timeout: float = 300.0, **options: Any) -> subprocess.CompletedProcess[str]:
+    """Run the `vhil` CLI as users do (a wide terminal so rich does not wrap case names)."""
+    env = {**os.environ, "COLUMNS": "200", **options.pop("env", {})}
+    return subprocess.run([sys.executable, "-m", "hil", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=str(REPO), env=env, **options)
 
 
 # ---- raw asyncio WebSocket echo server ------------------------------------------------------------------------
