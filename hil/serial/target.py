@@ -130,9 +130,13 @@ class SerialTarget(Target):
             raise
 
     def attach(self) -> None:
-        """Start whatever runs the board and get a prompt; subclasses extend."""
+        """Start whatever runs the board, open its console, get a prompt."""
+        self.launch()
         self.open_console()
         self.wait_booted()
+
+    def launch(self) -> None:
+        """Start the process behind the board (simulator, QEMU); nothing for a real board."""
 
     def wait_booted(self, timeout: float = BOOT_TIMEOUT_S) -> None:
         """Wait until the board answers at a prompt; BoardUnrecoverable on a reset loop or silence."""
@@ -149,14 +153,14 @@ class SerialTarget(Target):
                     last = exc
                 fatal = [e for e in self.console.events[since:] if e.kind not in (RESET, REBOOT, TRACEBACK)]
                 if fatal:
-                    self.broken = f"{fatal[-1].headline()} (while booting; {len(fatal)} such events)"
+                    self.broken = f"{fatal[-1].headline()} (while booting; {len(fatal)} such events: a reset loop)"
                     raise BoardUnrecoverable(self.broken)
                 resets = [e for e in self.console.events[since:] if e.kind == RESET]
                 if len(resets) >= 3:
-                    self.broken = f"board resets in a loop ({len(resets)} resets, last {resets[-1].summary})"
+                    self.broken = f"reset: the board resets in a loop ({len(resets)} resets, last {resets[-1].summary})"
                     raise BoardUnrecoverable(self.broken)
             else:
-                self.broken = f"no REPL prompt within {timeout:g} s ({last})"
+                self.broken = f"hang: no REPL prompt within {timeout:g} s ({last})"
                 raise BoardUnrecoverable(self.broken)
         self.app_running = False
         self.base_url = None

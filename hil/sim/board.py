@@ -130,7 +130,8 @@ class SimBoard:
         os.set_inheritable(self.slave, True)
         os.execv(sys.executable, [sys.executable, "-m", "hil.sim", "--fs", str(self.fs_dir),
                                   "--master-fd", str(self.master), "--slave-fd", str(self.slave),
-                                  "--boot", reason, "--mode", self.mode, "--born", repr(self.born),
+                                  "--boot", reason,
+                                  "--mode", self.mode if reason == "soft" else "friendly",  # RAM state is lost "--born", repr(self.born),
                                   "--fired", ",".join(sorted(self.fired))])
 
     def panic(self) -> None:

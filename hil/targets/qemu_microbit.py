@@ -84,10 +84,6 @@ class QemuMicrobitTarget(SerialTarget):
             self.process.stop()  # lost the race for the port: try another
         raise SetupError(f"target {self.name}: QEMU did not open its serial port; output: {self.process.output()[-300:]}")
 
-    def attach(self) -> None:
-        self.launch()
-        super().attach()
-
     def hard_reset(self) -> None:
         """A power cycle: QEMU is restarted (no monitor, no reset line) and the console reconnected."""
         self.close_console()

@@ -30,7 +30,7 @@ class SimTarget(SerialTarget):
     fs_dir: Path | None = None
     pty_path: str = ""
 
-    def attach(self) -> None:
+    def launch(self) -> None:
         Faults.parse(self.faults)  # a bad spec is a one-line SetupError before anything starts
         self.fs_dir = Path(tempfile.mkdtemp(prefix="vhil-sim-fs-"))
         log = self.log_dir / "sim-process.log" if self.log_dir else None
@@ -43,7 +43,6 @@ class SimTarget(SerialTarget):
             raise SetupError(f"target sim: the simulator did not start ({exc}): {self.process.output()[-300:]}") from None
         self.pty_path = match.group(1)
         self.details.update(pid=self.process.pid, pty=self.pty_path, fs=str(self.fs_dir), faults=self.faults or "none")
-        super().attach()
 
     def console_url(self) -> str:
         return self.pty_path
