@@ -47,7 +47,7 @@ class Transport:
             return b""
         try:
             return await self.reader.read(READ_SIZE)
-        except (OSError, asyncio.CancelledError):
+        except OSError:  # reset by the peer: the same as its end of stream
             return b""
 
     def send_nowait(self, chunks, force=False):
@@ -85,7 +85,7 @@ class Transport:
                     self.writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
                     await self.writer.drain()
                 self._drained.set()
-        except (OSError, asyncio.CancelledError):
+        except OSError:
             self.abort()
         finally:
             self._drained.set()
@@ -96,7 +96,7 @@ class Transport:
         try:
             while await asyncio.wait_for(self.reader.read(READ_SIZE), timeout_s):
                 pass
-        except (OSError, asyncio.TimeoutError, asyncio.CancelledError):
+        except (OSError, asyncio.TimeoutError):
             pass
 
     def abort(self):
@@ -132,7 +132,7 @@ async def _close_stream(writer):
     try:
         writer.close()
         await writer.wait_closed()
-    except (OSError, asyncio.CancelledError):
+    except OSError:
         pass
 
 
@@ -219,12 +219,16 @@ class Server:
                 if not await write_response(writer, response, self.app.server_header, head_only, request.keep_alive):
                     break
         except HTTPError as exc:
-            await write_response(writer, error_response(exc), self.app.server_header, keep_alive=False)
-        except (OSError, asyncio.TimeoutError, asyncio.CancelledError):
-            pass
+            try:
+                await write_response(writer, error_response(exc), self.app.server_header, keep_alive=False)
+            except OSError:
+                pass
+        except (OSError, asyncio.TimeoutError):
+            pass  # the client went away or idled past the keep-alive timeout
         except Exception as exc:  # a bug must not take the server down; say what it was
             self.app.log("connection error: " + describe_exception(exc))
-        await _close_stream(writer)
+        finally:
+            await _close_stream(writer)
 
     async def _read_request(self, reader, buf, peer):
         parser = parse_request(buf, self.limits, peer)
