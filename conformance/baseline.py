@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from hil.artifacts import atomic_write_json, target_slug
+from hil.artifacts import atomic_write_text, target_slug
 from hil.errors import SetupError
 from conformance.results import ERROR, FAILED, NON_STRICT, NOT_RUN, OK, OUTCOMES, CaseResult, case_sort_key, rank
 
@@ -72,12 +72,13 @@ def write_baseline(path: Path, target_name: str, engine: str, results: Iterable[
     ran = {result.case_id: result.outcome for result in results if result.outcome != NOT_RUN}
     cases = {**(previous.cases if previous else {}), **ran}
     strict = NON_STRICT not in cases.values()
-    atomic_write_json(Path(path), {
+    document = {
         "target": target_name,
         "engine": engine,
         "strict": strict,
         "cases": dict(sorted(cases.items(), key=lambda kv: case_sort_key(kv[0]))),
-    })
+    }
+    atomic_write_text(Path(path), json.dumps(document, indent=2) + "\n")  # cases in numeric order, for review diffs
 
 
 def compare(results: Iterable[CaseResult], baseline: Baseline | None) -> Verdict:
