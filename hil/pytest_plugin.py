@@ -1,19 +1,31 @@
 """pytest plugin (entry point `vhil`): hands tests a ready target.
 
-Options: `--target` (repeatable; tests run once per target), `--boards`.
-Fixtures: `target` (started for the session, released at the end whatever happens), `base_url`.
+Options: `--target` (repeatable; tests run once per target), `--boards`, `--target-logs`.
+Fixtures: `target` (started for the session, released at the end whatever happens), `base_url` (on serial targets
+the DUT app is deployed and started when needed), `dut` (a ready raw REPL session on a serial target).
 Marker: `@pytest.mark.needs("network", ...)` skips a test, with the reason, on targets lacking a capability.
+
+On serial targets the console is watched during every test: a panic, reset, brownout, watchdog or unsolicited
+traceback fails the test with the decoded event, the board is recovered (rebooted, app restarted on demand) and
+the session goes on. A failed test's report (and so its JUnit <failure>) carries its slice of the serial log.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from types import SimpleNamespace
+from typing import Any, Generator, Iterator
 
 import pytest
+from _pytest._code.code import TerminalRepr
 
 from hil.errors import SetupError
+from hil.redact import redact
 from hil.targets import Target, resolve_target
+from hil.targets.base import NETWORK, SERIAL
+
+SERIAL_SLICE_LINES = 200  # the end of a test's serial log attached to its failure
+_watch_key = pytest.StashKey[dict[str, Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,19 +58,66 @@ def target(target_name: str, request: pytest.FixtureRequest) -> Iterator[Target]
     availability = tgt.availability()
     if not availability.ok:
         pytest.skip(f"target {target_name} unavailable: {availability.reason}")
+    from hil.artifacts import target_slug
+
     logs = request.config.getoption("--target-logs")
     if logs:
-        from hil.artifacts import target_slug
         tgt.log_dir = Path(logs) / target_slug(target_name)
+    elif tgt.has(SERIAL):  # the serial log is what failures attach: keep one even when no folder was named
+        tgt.log_dir = request.getfixturevalue("tmp_path_factory").mktemp(target_slug(target_name))
     with tgt:
         yield tgt
 
 
+def _serial_target(target: Target) -> Any:
+    from hil.serial.target import SerialTarget
+
+    return target if isinstance(target, SerialTarget) else None
+
+
 @pytest.fixture
 def base_url(target: Target) -> str:
+    serial_target = _serial_target(target)
+    if serial_target is not None and serial_target.has(NETWORK):
+        try:
+            return serial_target.ensure_app()
+        except SetupError as exc:
+            pytest.skip(f"target {target.name}: the DUT app could not be started: {exc}")
     if not target.base_url:
         pytest.skip(f"target {target.name} has no network endpoint")
     return target.base_url
+
+
+@pytest.fixture
+def dut(target: Target) -> Any:
+    """A ready raw REPL session (hil.serial.repl.RawRepl) on the target's console; the running app is stopped."""
+    serial_target = _serial_target(target)
+    if serial_target is None or not target.has(SERIAL):
+        pytest.skip(f"target {target.name} has no serial console")
+    return serial_target.session()
+
+
+@pytest.fixture(autouse=True)
+def _vhil_console_watch(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Mark where this test starts in the console's events and log; recover the board if the test broke it."""
+    if "target" not in request.fixturenames:
+        yield
+        return
+    serial_target = _serial_target(request.getfixturevalue("target"))
+    if serial_target is None or serial_target.console is None:
+        yield
+        return
+    state = {"target": serial_target, "events": serial_target.console.event_count(),
+             "log": serial_target.console.log.position(), "failed_by_event": False}
+    request.node.stash[_watch_key] = state
+    yield
+    if state["failed_by_event"]:
+        from hil.serial.target import BoardUnrecoverable
+
+        try:
+            serial_target.recover()
+        except (BoardUnrecoverable, SetupError) as exc:
+            serial_target.broken = str(exc)  # later tests fail fast with this reason instead of timing out
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -79,3 +138,50 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = [cap for cap in marker.args if not tgt.has(cap)]
     if missing:
         pytest.skip(f"target {name} lacks {', '.join(missing)}")
+
+
+class _ConsoleEventRepr(TerminalRepr):
+    """A failure whose cause is a console event: the headline is the JUnit message, the report its body."""
+
+    def __init__(self, headline: str, body: str) -> None:
+        self.reprcrash = SimpleNamespace(message=headline, path="", lineno=0)
+        self.body = body
+
+    def toterminal(self, tw: Any) -> None:
+        for line in self.body.splitlines():
+            tw.line(line)
+
+
+def _serial_slice(state: dict[str, Any]) -> str:
+    console = state["target"].console
+    if console is None:
+        return ""
+    lines = console.log.text_since(state["log"]).splitlines()[-SERIAL_SLICE_LINES:]
+    return redact("\n".join(lines))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    state = item.stash.get(_watch_key, None)
+    if state is None or report.when != "call":
+        return
+    target = state["target"]
+    events = target.events_since(state["events"])
+    serial_log = _serial_slice(state)
+    if events:
+        event = target.console.wait_complete(events[0])
+        state["failed_by_event"] = True
+        body = event.report()
+        if len(events) > 1:
+            body += "\nthen: " + "; ".join(e.headline() for e in events[1:])
+        if report.failed:
+            body += "\n\nthe test itself also failed:\n" + redact(str(report.longrepr))
+        report.outcome = "failed"
+        report.longrepr = _ConsoleEventRepr(event.headline(), f"{body}\n\n--- serial log during the test ---\n{serial_log}")
+    elif report.failed and serial_log:
+        if isinstance(report.longrepr, TerminalRepr):
+            report.longrepr.addsection("serial log during the test", serial_log)
+        else:
+            report.longrepr = f"{report.longrepr}\n\n--- serial log during the test ---\n{serial_log}"

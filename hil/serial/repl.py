@@ -32,6 +32,7 @@ _STAGE_FILE_SETUP = (b"def _w(b,n):\n if len(b)==n:_f.write(b)\n print(len(b)==n
 PASTE_CHUNK = 2048  # raw bytes per file-write statement when raw-paste carries it
 STAGE_RETRIES = 3
 PROMPT_TIMEOUT_S = 5.0
+RECOVER_ATTEMPT_S = 1.0
 EXEC_TIMEOUT_S = 30.0
 
 
@@ -127,13 +128,25 @@ class RawRepl:
 
     # -- modes -----------------------------------------------------------------------------------------------
     def recover(self, timeout: float = PROMPT_TIMEOUT_S) -> None:
-        """Whatever state the board was left in (running code, raw REPL, half a line): get a friendly prompt."""
+        """Whatever state the board was left in (running code, raw REPL, half a line): get a friendly prompt.
+
+        Retried within `timeout`: a Ctrl-C that lands while the board is still booting is only a character in
+        its input buffer, and main.py starting afterwards would keep running.
+        """
+        deadline = time.monotonic() + timeout
         with self.console.expecting(TRACEBACK):
-            self.console.write(b"\r\x03\x03")
-            time.sleep(0.05)
-            self.console.read_available(settle=0.05)
-            self.console.write(b"\x02")  # leave raw REPL; in the friendly REPL it reprints the banner
-            self.console.read_until(FRIENDLY_PROMPT, timeout, what="friendly REPL prompt `>>> `")
+            while True:
+                self.console.write(b"\r\x03\x03")
+                time.sleep(0.05)
+                self.console.read_available()
+                self.console.write(b"\x02")  # leave raw REPL; in the friendly REPL it reprints the banner
+                attempt = min(RECOVER_ATTEMPT_S, max(0.05, deadline - time.monotonic()))
+                try:
+                    self.console.read_until(FRIENDLY_PROMPT, attempt, what="friendly REPL prompt `>>> `")
+                    break
+                except ConsoleTimeout:
+                    if time.monotonic() >= deadline:
+                        raise
             self.console.read_available(settle=0.05)
         self.in_raw = False
 
