@@ -37,47 +37,38 @@ def write_html(environment: Any, summary: dict[str, Any], path: Path) -> None:
 
 def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
     """latency_over_time.png always; latency_vs_subscribers.png for stepup. Returns the file names written."""
+    rows = summary.get("latency_over_time", [])
+    written = [_percentile_plot(out_dir / "latency_over_time.png", [r["t"] for r in rows], rows, summary,
+                                "send time since the first window's start (s)",
+                                f"{summary['scenario']} on {summary['target']['name']}: latency percentiles over time")]
+    steps = summary.get("steps")
+    if steps:
+        written.append(_percentile_plot(out_dir / "latency_vs_subscribers.png", [s["subscribers"] for s in steps],
+                                        [s["latency_ms"] for s in steps], summary, "subscribers",
+                                        f"stepup on {summary['target']['name']}: max passing {summary.get('max_subscribers')}"))
+    return written
+
+
+def _percentile_plot(path: Path, xs: list[float], rows: list[dict[str, Any]], summary: dict[str, Any], xlabel: str,
+                     title: str) -> str:
+    """p50/p95/p99 against `xs` with the p95 limit drawn; saved through a temporary name (no half-written PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
-    rows = summary.get("latency_over_time", [])
     figure, axis = plt.subplots(figsize=(9, 4.5))
     for key in ("p50", "p95", "p99"):
-        axis.plot([r["t"] for r in rows], [r[key] for r in rows], marker=".", label=key)
+        axis.plot(xs, [row[key] for row in rows], marker=".", label=key)
     axis.axhline(summary["options"]["p95_ms"], color="grey", linestyle="--", linewidth=1, label="p95 limit")
-    axis.set_xlabel("send time since the first window's start (s)")
+    axis.set_xlabel(xlabel)
     axis.set_ylabel("fan-out latency (ms)")
-    axis.set_title(f"{summary['scenario']} on {summary['target']['name']}: latency percentiles over time")
+    axis.set_title(title)
     axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    _save(figure, out_dir / "latency_over_time.png")
-    plt.close(figure)
-    written.append("latency_over_time.png")
-    steps = summary.get("steps")
-    if steps:
-        figure, axis = plt.subplots(figsize=(7, 4.5))
-        xs = [s["subscribers"] for s in steps]
-        for key in ("p50", "p95", "p99"):
-            axis.plot(xs, [s["latency_ms"][key] for s in steps], marker="o", label=key)
-        axis.axhline(summary["options"]["p95_ms"], color="grey", linestyle="--", linewidth=1, label="p95 limit")
-        axis.set_xlabel("subscribers")
-        axis.set_ylabel("fan-out latency (ms)")
-        axis.set_title(f"stepup on {summary['target']['name']}: max passing {summary.get('max_subscribers')}")
-        axis.legend()
-        axis.grid(alpha=0.3)
-        figure.tight_layout()
-        _save(figure, out_dir / "latency_vs_subscribers.png")
-        plt.close(figure)
-        written.append("latency_vs_subscribers.png")
-    return written
-
-
-def _save(figure: Any, path: Path) -> None:
-    """Through a temporary name, so a reader never sees half a PNG."""
     tmp = path.with_name("." + path.name + ".tmp.png")
     figure.savefig(tmp, dpi=110)
+    plt.close(figure)
     tmp.replace(path)
+    return path.name
