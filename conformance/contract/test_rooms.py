@@ -13,7 +13,7 @@ from typing import Any
 
 from conformance.contract.helpers import STEP_TIMEOUT_S, get_json, recv, run, ws_connect
 
-SETTLE_TIMEOUT_S = 5.0  # the server unregisters a closed or dropped connection asynchronously
+SETTLE_TIMEOUT_S = STEP_TIMEOUT_S / 2  # the server unregisters a closed or dropped connection asynchronously
 
 
 def room_name(tag: str) -> str:
