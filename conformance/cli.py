@@ -24,13 +24,18 @@ def _contract(args: argparse.Namespace) -> int:
     return run_contract(args.target, out=args.out, boards=args.boards, pytest_args=args.pytest_args or [])
 
 
+def _add_target_options(parser: argparse.ArgumentParser, out_help: str) -> None:
+    parser.add_argument("--target", required=True, metavar="TARGET", help=TARGET_HELP)
+    parser.add_argument("--boards", type=Path, default=None, metavar="FILE", help="board inventory")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help=out_help)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     conformance = subparsers.add_parser(
         "conformance", help="run the Autobahn cases against a target and judge them against its baseline",
         description="Run the Autobahn|Testsuite cases against TARGET's /ws/autobahn. Exit 0 when no case is worse "
                     "than the baseline, 1 when one is (or the run did not complete), 2 for a usage or setup error.")
-    conformance.add_argument("--target", required=True, metavar="TARGET", help=TARGET_HELP)
-    conformance.add_argument("--boards", type=Path, default=None, metavar="FILE", help="board inventory")
+    _add_target_options(conformance, "report folder (default: reports/<run-id>/<target>/conformance)")
     conformance.add_argument("--engine", choices=ENGINES, default="kosoku",
                              help="kosoku (default, Python API) or wstest (autobahn-testsuite fuzzingclient)")
     conformance.add_argument("--cases", nargs="+", action="extend", metavar="GLOB",
@@ -43,8 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="accepted outcomes (default: conformance/baselines/<target>.json when present)")
     group.add_argument("--no-baseline", action="store_true", help="judge without a baseline: any FAILED/ERROR fails")
     conformance.add_argument("--update-baseline", action="store_true", help="write this run's outcomes as the baseline")
-    conformance.add_argument("--out", type=Path, default=None, metavar="DIR",
-                             help="report folder (default: reports/<run-id>/<target>/conformance)")
     conformance.add_argument("--wstest-cmd", default=None, metavar="CMD",
                              help="how to run wstest, e.g. 'docker run --rm --network host -v $PWD:$PWD -w $PWD "
                                   "crossbario/autobahn-testsuite wstest' ({spec} is replaced by the spec path)")
@@ -56,9 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "contract", help="run the ViperHTTP API contract suite against a target",
         description="Run conformance/contract (pytest) against TARGET; JUnit and an HTML page go to --out. "
                     "Exit 0 when every contract test passes, 1 when one fails, 2 for a usage or setup error.")
-    contract.add_argument("--target", required=True, metavar="TARGET", help=TARGET_HELP)
-    contract.add_argument("--boards", type=Path, default=None, metavar="FILE", help="board inventory")
-    contract.add_argument("--out", type=Path, default=None, metavar="DIR",
-                          help="report folder (default: reports/<run-id>/<target>/conformance, next to the Autobahn report)")
+    _add_target_options(contract, "report folder (default: reports/<run-id>/<target>/conformance, next to the Autobahn report)")
     contract.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARG", help="extra pytest arguments after --, e.g. -- -k rooms")
     contract.set_defaults(func=_contract)

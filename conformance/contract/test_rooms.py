@@ -100,20 +100,31 @@ def test_stats_exact_after_join_and_leave(dut):
     run(body)
 
 
+async def two_members(dut, room: str) -> tuple[int, Any, Any]:
+    """(connections before, member 1, member 2): two /ws/rooms clients in `room`, counted exactly."""
+    base_connections, _ = await asyncio.to_thread(snapshot, dut, [])
+    first = await ws_connect(dut, "/ws/rooms")
+    second = await ws_connect(dut, "/ws/rooms")
+    assert await command(first, f"join {room}") == f"ok join {room}"
+    assert await command(second, f"join {room}") == f"ok join {room}"
+    assert await asyncio.to_thread(snapshot, dut, [room]) == (base_connections + 2, {room: 2})
+    return base_connections, first, second
+
+
 def test_stats_exact_after_disconnect(dut):
     room = room_name("close")
 
     async def body():
-        base_connections, _ = await asyncio.to_thread(snapshot, dut, [])
-        async with ws_connect(dut, "/ws/rooms") as stays:
-            async with ws_connect(dut, "/ws/rooms") as leaves:
-                await command(stays, f"join {room}")
-                await command(leaves, f"join {room}")
-                assert await asyncio.to_thread(snapshot, dut, [room]) == (base_connections + 2, {room: 2})
-            expected = (base_connections + 1, {room: 1})  # closed with a closing handshake
+        base_connections, stays, leaves = await two_members(dut, room)
+        try:
+            await leaves.close()  # closing handshake
+            expected = (base_connections + 1, {room: 1})
             assert await settled_stats(dut, [room], expected) == expected
-        expected = (base_connections, {room: 0})
-        assert await settled_stats(dut, [room], expected) == expected
+            await stays.close()
+            expected = (base_connections, {room: 0})
+            assert await settled_stats(dut, [room], expected) == expected
+        finally:
+            stays.transport.abort()  # no-op after a clean close; frees the socket when an assertion failed
     run(body)
 
 
@@ -121,16 +132,15 @@ def test_stats_exact_after_abrupt_tcp_drop(dut):
     room = room_name("drop")
 
     async def body():
-        base_connections, _ = await asyncio.to_thread(snapshot, dut, [])
-        async with ws_connect(dut, "/ws/rooms") as stays:
-            dropped = await ws_connect(dut, "/ws/rooms")
-            await command(stays, f"join {room}")
-            await command(dropped, f"join {room}")
-            assert await asyncio.to_thread(snapshot, dut, [room]) == (base_connections + 2, {room: 2})
+        base_connections, stays, dropped = await two_members(dut, room)
+        try:
             dropped.transport.abort()  # TCP reset, no close frame
             expected = (base_connections + 1, {room: 1})
             assert await settled_stats(dut, [room], expected) == expected
             # the survivor still gets the room's broadcasts, and is the only one counted
             assert await command(stays, f"pub {room} after drop") == "after drop"
             assert await recv(stays) == f"ok pub {room} 1"
+            await stays.close()
+        finally:
+            stays.transport.abort()
     run(body)
