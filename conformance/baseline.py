@@ -3,7 +3,8 @@
 File `conformance/baselines/<target-slug>.json`:
     {"target": NAME, "engine": ..., "strict": BOOL, "cases": {case_id: outcome}}
 `strict` false means the target is known to flip between OK and NON-STRICT from run to run (the echo may leave
-before the protocol error is noticed), so a case going from OK to NON-STRICT is reported as a flip, not a regression.
+before the protocol error is noticed), so a case moving between OK and NON-STRICT, either way, is reported as a
+flip: neither a regression nor an improvement.
 It is recorded true when the run that wrote the baseline had no NON-STRICT case at all; edit it to override.
 """
 from __future__ import annotations
@@ -94,10 +95,13 @@ def compare(results: Iterable[CaseResult], baseline: Baseline | None) -> Verdict
             if now in (FAILED, ERROR):
                 verdict.regressions.append(Change(result.case_id, None, now))
             continue
-        if rank(now) > rank(was):
-            change = Change(result.case_id, was, now)
-            tolerated = baseline is not None and not baseline.strict and (was, now) == (OK, NON_STRICT)
-            (verdict.flips if tolerated else verdict.regressions).append(change)
-        elif rank(now) < rank(was):
-            verdict.improvements.append(Change(result.case_id, was, now))
+        if now == was or rank(now) == rank(was):
+            continue
+        change = Change(result.case_id, was, now)
+        if baseline is not None and not baseline.strict and {was, now} == {OK, NON_STRICT}:
+            verdict.flips.append(change)
+        elif rank(now) > rank(was):
+            verdict.regressions.append(change)
+        else:
+            verdict.improvements.append(change)
     return verdict
