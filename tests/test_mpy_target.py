@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import socket
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -91,10 +92,14 @@ def test_echo_text_binary_and_a_message_spanning_many_tcp_segments(vm: MpyTarget
 class RawWebSocket:
     """A hand-driven client connection, for frame sequences a client library will not produce."""
 
-    def __init__(self, target: MpyTarget, path: str) -> None:
+    def __init__(self, target: MpyTarget, path: str, receive_buffer: int | None = None) -> None:
         address = urlsplit(target.base_url)
         host = address.hostname or "127.0.0.1"
-        self.sock = socket.create_connection((host, address.port or 80), timeout=IO_TIMEOUT_S)
+        self.sock = socket.socket()
+        if receive_buffer is not None:  # before connecting, so the advertised window stays small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(IO_TIMEOUT_S)
+        self.sock.connect((host, address.port or 80))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
@@ -110,9 +115,9 @@ class RawWebSocket:
             raise ConnectionError("closed by the server")
         self.buffer += data
 
-    def frames(self, count: int) -> list[tuple[int, bool, bytes]]:
-        """The next `count` server frames (fewer if the server closes first)."""
-        deadline = time.monotonic() + IO_TIMEOUT_S
+    def frames(self, count: int, timeout: float = IO_TIMEOUT_S) -> list[tuple[int, bool, bytes]]:
+        """The first `count` server frames (fewer if the server closes first or `timeout` passes)."""
+        deadline = time.monotonic() + timeout
         while len(parse_server_frames(self.buffer)) < count and time.monotonic() < deadline:
             try:
                 self._receive()
@@ -138,6 +143,22 @@ def test_fragmented_message_with_a_ping_between_fragments(vm: MpyTarget) -> None
     finally:
         raw.close()
 
+
+
+def test_a_client_that_stops_reading_loses_nothing(vm: MpyTarget) -> None:
+    """6 MB of echoes to a client with a 4 KiB receive window that reads nothing for 2 s: enough to fill the
+    kernel's buffers, so the VM's writes wait on Node's drain and Node pauses reading the socket."""
+    messages = [os.urandom(60_000) for _ in range(100)]
+    raw = RawWebSocket(vm, "/ws/echo", receive_buffer=4096)
+    sender = threading.Thread(target=lambda: raw.sock.sendall(b"".join(client_frame(OP_BINARY, m) for m in messages)))
+    try:
+        sender.start()
+        time.sleep(2)
+        frames = raw.frames(len(messages), timeout=30)
+        assert [payload for _, _, payload in frames] == messages
+    finally:
+        raw.close()
+        sender.join(10)
 
 @pytest.mark.parametrize("frame, code", [
     (client_frame(OP_TEXT, b"\xce\xba\xed\xa0\x80"), 1007),  # a UTF-16 surrogate: invalid UTF-8

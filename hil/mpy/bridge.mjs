@@ -102,9 +102,13 @@ mp.registerJsModule("bridge_js", {
     memoryView(address, connection.incoming.length).set(connection.incoming);
   },
   write(id, address, length) {
-    const connection = connections.get(id);
-    if (!connection || connection.socket.destroyed) return true;
-    return connection.socket.write(Buffer.from(memoryView(address, length))); // Buffer.from copies
+    const socket = connections.get(id)?.socket;
+    if (socket && !socket.destroyed) socket.write(Buffer.from(memoryView(address, length))); // Buffer.from copies
+  },
+  congested(id) {
+    // over the high-water mark, where Node has promised a "drain" event
+    const socket = connections.get(id)?.socket;
+    return Boolean(socket && !socket.destroyed && socket.writableLength >= socket.writableHighWaterMark);
   },
   drained: (id) => (connections.has(id) ? whenSocket(connections.get(id), ["drain", "close"]) : Promise.resolve()),
   closed: (id) => (connections.has(id) ? whenSocket(connections.get(id), ["close"]) : Promise.resolve()),
@@ -132,7 +136,8 @@ function report(where, error) {
   console.error(`bridge: ${where}: ${error.type ? `${error.type}: ` : ""}${error.message}`);
 }
 
-const server = net.createServer((socket) => {
+// allowHalfOpen: a client that shuts down its sending side still gets its response, as with asyncio streams
+const server = net.createServer({ allowHalfOpen: true }, (socket) => {
   const id = nextConnectionId++;
   const connection = { socket, stream: null, incoming: null };
   connections.set(id, connection);

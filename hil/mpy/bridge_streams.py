@@ -10,7 +10,7 @@ import time
 
 import uctypes
 
-import bridge_js  # registered by bridge.mjs: write, copy_into, pause, resume, end, destroy, drained, closed
+import bridge_js  # registered by bridge.mjs: copy_into, write, congested, drained, closed, pause, resume, end, destroy
 
 # Stop reading the socket while this much received data waits in the VM; a board's TCP window does the same.
 RECEIVE_HIGH_WATER = 256 * 1024
@@ -28,7 +28,6 @@ class BridgeStream:
         self._buffered = 0
         self._eof = False
         self._closed = False
-        self._congested = False
         self._paused = False
         self._readable = asyncio.Event()
 
@@ -78,13 +77,14 @@ class BridgeStream:
             return
         if not isinstance(data, (bytes, bytearray)):
             data = bytes(data)  # addressof needs a contiguous buffer
-        if not bridge_js.write(self.conn_id, uctypes.addressof(data), len(data)):
-            self._congested = True  # Node's socket buffer is over its high-water mark
+        bridge_js.write(self.conn_id, uctypes.addressof(data), len(data))
 
     async def drain(self):
-        if self._congested and not self._closed:
+        # Ask Node now rather than trusting write()'s verdict: a write the kernel took at once has already
+        # left Node's buffer, and Node only delivers its "drain" event when the VM next yields to JavaScript,
+        # which a busy VM may not do for a while (a board's asyncio, likewise, polls its sockets every round).
+        while not self._closed and bridge_js.congested(self.conn_id):
             await bridge_js.drained(self.conn_id)
-            self._congested = False
         if self._closed:
             raise OSError(104, "connection reset")  # what a closed socket's drain raises on a board (ECONNRESET)
 
