@@ -25,6 +25,15 @@ def split_key(key: str) -> tuple[int, str]:
     return int(window), room
 
 
+def ack_count_key(window: int, room: str, recipients: int) -> str:
+    return f"{window}|{room}|{recipients}"
+
+
+def split_ack_count_key(key: str) -> tuple[int, str, int]:
+    window, room, recipients = key.split("|")
+    return int(window), room, int(recipients)
+
+
 def format_message(publisher: str, seq: int, sent: float, room: str, window: int, pad: str) -> str:
     """The text after `pub ROOM `: never starts with `ok `/`err ` (docs/dut-app.md)."""
     return f"m {publisher} {seq} {sent:.6f} {room} {window}{pad}"
@@ -53,7 +62,7 @@ class Tally:
     published: Counter = field(default_factory=Counter)  # WINDOW|ROOM -> messages sent
     acked: Counter = field(default_factory=Counter)  # WINDOW|ROOM -> `ok pub` replies
     ack_recipients: Counter = field(default_factory=Counter)  # WINDOW|ROOM -> sum of N in `ok pub ROOM N`
-    ack_n_seen: Counter = field(default_factory=Counter)  # "WINDOW|ROOM|N" -> how many acks reported N
+    ack_n_seen: Counter = field(default_factory=Counter)  # ack_count_key(WINDOW, ROOM, N) -> acks that reported N
     publish_slip_ms: array = field(default_factory=lambda: array("d"))  # send time minus scheduled time
 
     def error(self, text: str) -> None:

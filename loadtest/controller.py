@@ -29,6 +29,11 @@ PROGRESS_EVERY_S = 2.0
 STATS_SETTLE_S = 10.0
 
 
+def join_timeout(members: int) -> float:
+    """How long spawning and joining `members` may take: locust spawns SPAWN_RATE users per second."""
+    return JOIN_TIMEOUT_BASE_S + members / SPAWN_RATE * 2
+
+
 def fetch_stats(base_url: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(base_url.rstrip("/") + "/stats", timeout=5) as response:
@@ -114,7 +119,7 @@ class Controller:
         options, pop = self.options, self.pop
         step_s = step_window_seconds(options, len(pop.steps)) if pop.steps else options.duration
         windows = pop.steps or [pop.subscribers]
-        planned_s = len(windows) * (step_s + options.drain + JOIN_TIMEOUT_BASE_S) + 60
+        planned_s = sum(step_s + options.drain + join_timeout(n + pop.slow) for n in windows) + REPORT_TIMEOUT_S
         config = {"url": self.ws_url, "rooms": self.rooms, "pad": " " + "x" * (pop.pad_bytes - 1) if pop.pad_bytes else "",
                   "deadline": time.time() + planned_s, "workers": max(1, self.processes),
                   "request_name": f"broadcast {options.scenario}"}
@@ -135,9 +140,8 @@ class Controller:
         members = subscribers + pop.slow
         self.record.expected_members = members
         self.runner.start(options.publishers + members + pop.churners, spawn_rate=SPAWN_RATE)
-        join_timeout = JOIN_TIMEOUT_BASE_S + members / 20
         joined = self.wait(lambda: sum(self.all_members.values()) >= members
-                           and len(self.publisher_ids) >= options.publishers, join_timeout,
+                           and len(self.publisher_ids) >= options.publishers, join_timeout(members),
                            f"{members} members and {options.publishers} publishers to join")
         self.record.joined = sum(self.all_members.values())
         if not joined:

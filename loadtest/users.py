@@ -26,7 +26,7 @@ from locust import User, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-from loadtest.accounting import MESSAGE_PREFIX, MemberLedger, Tally, format_message, window_room_key
+from loadtest.accounting import MESSAGE_PREFIX, MemberLedger, Tally, ack_count_key, format_message, split_key, window_room_key
 from loadtest.wsclient import OP_TEXT, ConnectionClosedByServer, FastWebSocket, WebSocketError
 
 CONNECT_TIMEOUT_S = 10.0
@@ -378,12 +378,12 @@ class PublisherUser(SessionUser):
             recipients = int(parts[3])
             tally.acked[key] += 1
             tally.ack_recipients[key] += recipients
-            tally.ack_n_seen[f"{key}|{recipients}"] += 1
+            tally.ack_n_seen[ack_count_key(*split_key(key), recipients)] += 1
             _fire("pub ack", (time.time() - sent) * 1000.0, len(payload))
             return False
 
         try:
-            while True:
+            while time.time() < STATE.config["deadline"]:  # the publisher kills this reader long before
                 pump(ws, ledger, on_reply)
         except (ConnectionClosedByServer, OSError) as exc:
             if not STATE.deadline_passed():

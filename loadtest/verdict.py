@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from loadtest.accounting import Tally, split_key
+from loadtest.accounting import Tally, split_ack_count_key, split_key
 
 PUBLISHED_MIN_RATIO = 0.99
 FLAT_FACTOR = 2.0
@@ -109,9 +109,8 @@ def judge_window(tally: Tally, window: Window, latencies: np.ndarray, sent_at: n
                                    f"delivered {delivered} of {expected} expected, ratio {ratio:.4f} (min {min_delivery:g})"))
     result.checks.append(Check("acks", acked == published, f"{acked} of {published} publishes acknowledged"))
     if check_ack_counts:
-        wrong = {key.rsplit("|", 1)[0]: int(key.rsplit("|", 1)[1]) for key in tally.ack_n_seen
-                 if split_key(key)[0] == window.index
-                 and int(key.rsplit("|", 1)[1]) != window.all_members.get(split_key(key.rsplit("|", 1)[0])[1], 0)}
+        wrong = {room: recipients for index, room, recipients in map(split_ack_count_key, tally.ack_n_seen)
+                 if index == window.index and recipients != window.all_members.get(room, 0)}
         result.checks.append(Check("recipient counts", not wrong,
                                    "every `ok pub N` equals the room's membership" if not wrong else
                                    f"server reported recipients {wrong} but membership is {window.all_members}"))
@@ -160,7 +159,8 @@ def stats_leftover_check(before: dict[str, Any] | None, after: dict[str, Any] | 
 def slow_shed_check(tally: Tally, slow: int, last_window: Window) -> Check:
     """The silent members must be gone by the end: the server closed them, or its last recipient count excludes them."""
     healthy = sum(last_window.members.values())
-    final_counts = [int(key.rsplit("|", 1)[1]) for key in tally.ack_n_seen if split_key(key)[0] == last_window.index]
+    final_counts = [recipients for index, _, recipients in map(split_ack_count_key, tally.ack_n_seen)
+                    if index == last_window.index]
     lowest = min(final_counts) if final_counts else None
     shed = tally.slow_closed_by_server >= slow or (lowest is not None and lowest <= healthy)
     return Check("slow members shed", shed,
