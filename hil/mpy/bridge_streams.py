@@ -15,7 +15,6 @@ import bridge_js  # registered by bridge.mjs: copy_into, write, congested, drain
 # Stop reading the socket while this much received data waits in the VM; a board's TCP window does the same.
 RECEIVE_HIGH_WATER = 256 * 1024
 
-_streams = {}
 _server = None
 
 
@@ -50,7 +49,6 @@ class BridgeStream:
     def connection_lost(self):
         self._closed = True
         self.feed_eof()
-        _streams.pop(self.conn_id, None)
 
     # -- the reader -----------------------------------------------------------------------------------------
     async def read(self, n=-1):
@@ -124,7 +122,6 @@ def serve(app_module_name):
 def open_connection(conn_id, host, port):
     """A new TCP connection: its stream, and a task running the framework's connection handler on it."""
     stream = BridgeStream(conn_id, host, port)
-    _streams[conn_id] = stream
     asyncio.create_task(_handle(stream))
     return stream
 
