@@ -146,7 +146,7 @@ class ConsoleWatcher:
             event = self._emit(TRACEBACK, line.lstrip("\x04") or "(no exception line)")
             event.details, self._traceback = self._traceback, None
             return
-        if line.lstrip("\x04>").startswith("Traceback (most recent call last):"):
+        if line.endswith("Traceback (most recent call last):"):  # raw REPL output may precede it: OK\x04Traceback
             self._traceback = []
             return
         match = _PANIC_START.search(line)

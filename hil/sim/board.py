@@ -57,6 +57,7 @@ RAW_PASTE_WINDOW = 256  # MicroPython's MICROPY_REPL_STDIN_BUFFER_MAX
 NOMINAL_HEAP_BYTES = 64 * 1024 * 1024  # the sim's gc.mem_free() = this minus the process's RSS growth since boot
 WRITE_STALL_S = 1.0  # a UART does not block: output nobody reads for this long is dropped
 CTRL_A, CTRL_B, CTRL_C, CTRL_D, CTRL_E = 1, 2, 3, 4, 5
+_TRIGGERS = {signal.SIGUSR1, signal.SIGUSR2}  # panic now, EN-pin reset
 
 
 class _SoftReset(Exception):
@@ -125,7 +126,7 @@ class SimBoard:
     # -- resets ----------------------------------------------------------------------------------------------
     def reboot(self, reason: str) -> None:
         """Re-execute the sim keeping the pty: a fresh 'chip' whose filesystem survives."""
-        sys.stdout.flush()
+        signal.pthread_sigmask(signal.SIG_BLOCK, _TRIGGERS)  # no trigger may kill the half-started next image
         os.set_inheritable(self.master, True)
         os.set_inheritable(self.slave, True)
         os.execv(sys.executable, [sys.executable, "-m", "hil.sim", "--fs", str(self.fs_dir),
@@ -342,6 +343,11 @@ class SimBoard:
         self.write(b"\x04" + (format_exception(exc, self.fs_dir) if exc is not None else b"") + b"\x04")
 
 
+# CPython messages MicroPython words differently (the ones the runner and the suite meet)
+_MICROPYTHON_WORDING = {"division by zero": "divide by zero", "integer division or modulo by zero": "divide by zero",
+                        "float division by zero": "divide by zero"}
+
+
 def format_exception(exc: BaseException, fs_dir: Path) -> bytes:
     """A traceback as MicroPython prints it: only the board's own frames, `Name: message` last."""
     lines = ["Traceback (most recent call last):"]
@@ -355,8 +361,12 @@ def format_exception(exc: BaseException, fs_dir: Path) -> bytes:
         lines.append(f'  File "{filename}", line {frame.lineno}, in {frame.name}')
     if len(lines) == 1:
         lines.append('  File "<stdin>", line 1, in <module>')
+    name = type(exc).__name__
     message = ", ".join(str(arg) for arg in exc.args) if len(exc.args) != 1 else str(exc.args[0])
-    lines.append(f"{type(exc).__name__}: {message}")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        name, message = "OSError", f"[Errno {exc.errno}] {errno.errorcode.get(exc.errno, exc.errno)}"
+    message = _MICROPYTHON_WORDING.get(message, message)
+    lines.append(f"{name}: {message}")
     return ("\r\n".join(lines) + "\r\n").encode("utf-8", errors="replace")
 
 
@@ -397,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--born", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--fired", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # the target's triggers wait (pending) until the handlers below exist; the mask survives re-execution
+    signal.pthread_sigmask(signal.SIG_BLOCK, _TRIGGERS)
     try:
         faults = Faults.parse(args.faults if args.faults is not None else os.environ.get(FAULTS_ENV, ""))
     except SetupError as exc:
@@ -421,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGUSR2, lambda *_: board.reboot("poweron"))  # the EN pin: ESP32 reports POWERON_RESET
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, board.keyboard_interrupt)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _TRIGGERS)
     threading.Thread(target=board._read_loop, name="uart-rx", daemon=True).start()
     try:
         board.boot(args.boot)
