@@ -1,10 +1,12 @@
 """What a conformance run writes and prints: summary.json, results.json, JUnit XML, the per-section table."""
 from __future__ import annotations
 
+import platform
 import re
 from pathlib import Path
 from typing import Any, Iterable
 
+import websockets
 from rich.console import Console
 from rich.table import Table
 
@@ -46,6 +48,7 @@ def summary(results: list[CaseResult], verdict: Verdict, baseline: Baseline | No
         "status": status,  # running, complete, interrupted, target died, timed out
         "holds": verdict.holds and status == "complete",
         "engine": {"name": engine, "version": engine_version},
+        "harness": {"python": platform.python_version(), "websockets": websockets.__version__},
         "target": target,
         "target_health": target_health,
         "agent": agent,

@@ -35,6 +35,7 @@ DEATH_PROBE_TIMEOUT_S = 3.0
 DEFAULT_TIMEOUT_S = {"host": 900.0, "url": 1800.0}
 OTHER_TARGETS_TIMEOUT_S = 3600.0
 HEALTH_TIMEOUT_S = 3.0
+PARTIAL_WRITE_INTERVAL_S = 1.0  # reports are rewritten at most this often while cases run (and always at the end)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Session:
         self.by_id: dict[str, CaseResult] = {}
         self.agent: str | None = None
         self.started = time.monotonic()
+        self.last_write = 0.0
         self.status = "running"
 
     def add_batch(self, batch: list[CaseResult]) -> bool:
@@ -102,7 +104,8 @@ class Session:
             self.by_id[result.case_id] = result
         self.progress.update(self.task, advance=len(batch), description=f"Autobahn cases (last {batch[-1].case_id})"
                              if batch else "Autobahn cases")
-        self.write()
+        if not alive or time.monotonic() - self.last_write >= PARTIAL_WRITE_INTERVAL_S:
+            self.write()
         return alive
 
     def results(self) -> list[CaseResult]:
@@ -121,6 +124,7 @@ class Session:
         return compare(results, self.baseline)
 
     def write(self) -> tuple[list[CaseResult], Verdict]:
+        self.last_write = time.monotonic()
         results = self.results()
         if self.status == "running":  # cases still to come are pending, not NOT RUN
             judged = [r for r in results if r.behavior != NOT_RUN]
@@ -175,6 +179,8 @@ def run_conformance(opts: ConformanceOptions, console: Console | None = None) ->
 
     with target:
         url = autobahn_url(target)
+        if url.startswith("wss://") and isinstance(engine, KosokuEngine):
+            raise SetupError(f"kosoku cannot test {url}: it has no TLS (wss://); use --engine wstest or a ws:// URL")
         wait_reachable(url, PROBE_TIMEOUT_S)
         console.print(f"conformance: {target.name} at {url}, engine {engine.name}, "
                       f"{len(case_ids) or 'wstest-selected'} cases, parallel {opts.parallel}", highlight=False)
@@ -191,6 +197,10 @@ def run_conformance(opts: ConformanceOptions, console: Console | None = None) ->
                 session.write()
                 console.print(f"interrupted: partial reports in {out_dir}", highlight=False)
                 raise
+            except Exception as exc:  # an engine bug or a report it cannot read: the cases so far stay reported
+                session.status = f"engine error: {type(exc).__name__}: {exc}"
+                session.write()
+                raise
             session.agent = run.agent
             session.status = "complete" if run.stopped_early is None else run.stopped_early
             results, verdict = session.write()
@@ -198,8 +208,8 @@ def run_conformance(opts: ConformanceOptions, console: Console | None = None) ->
 
     outputs.print_report(console, results, verdict, session.by_id, out_dir)
     if session.status != "complete":
-        console.print(f"[red]run {session.status}[/red] at {url}: {len(verdict.not_run)} of "
-                      f"{len(results)} cases not run", highlight=False)
+        console.print(f"[red]run {session.status}[/red] at {url}: {len(verdict.not_run)} of {len(results)} cases "
+                      f"not run{'; baseline not updated' if opts.update_baseline else ''}", highlight=False)
         return 1
     if opts.update_baseline:
         write_baseline(baseline_path, target.name, engine.name, results, baseline)

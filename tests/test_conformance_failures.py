@@ -106,14 +106,15 @@ def test_target_dying_mid_run_reports_cases_so_far(tmp_path):
     assert summary["totals"]["NOT RUN"] == 27 - 10
     assert summary["not_run"] == 17
     assert len(junit_skipped(tmp_path / "junit.xml")) == 17
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert [r["outcome"] for r in results[:10]] == ["OK"] * 10
+    # kosoku may run a batch's cases in any order, so the 10 that ran are somewhere among the first 12 (3 batches)
+    outcomes = [r["outcome"] for r in json.loads((tmp_path / "results.json").read_text())]
+    assert outcomes[:12].count("OK") == 10 and set(outcomes[12:]) == {"NOT RUN"}
 
 
 def test_ctrl_c_writes_partial_reports_and_stops_the_target(tmp_path):
-    # 6.4.x hold the connection about 2 s each, so the run is still going when interrupted
-    argv = [sys.executable, "-m", "hil", "conformance", "--target", "host", "--cases", "1.*", "6.4.*", "--out",
-            str(tmp_path)]
+    # 5.19/5.20 and 6.4.x hold their connection 1-2 s each and 9.x follow, so the run is still going when interrupted
+    argv = [sys.executable, "-m", "hil", "conformance", "--target", "host", "--cases", "1.*", "5.19", "5.20", "6.4.*",
+            "9.*", "--out", str(tmp_path)]
     proc = subprocess.Popen(argv, cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     summary_path = tmp_path / "summary.json"
     try:

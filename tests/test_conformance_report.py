@@ -162,3 +162,12 @@ def test_case_selection_and_batches():
         select_cases(catalogue, ["9.9"], None)
     # section 9 runs one case at a time whatever --parallel says
     assert batches(catalogue, 2) == [(["1.1.1", "1.1.2"], 2), (["9.1.1", "9.1.2", "9.2.1"], 1), (["10.1.1", "12.1.1"], 2)]
+
+
+def test_autobahn_url_keeps_a_given_path_and_appends_the_route_otherwise():
+    from conformance.runner import autobahn_url
+    from hil.targets import resolve_target
+
+    assert autobahn_url(resolve_target("url:ws://127.0.0.1:8765")) == "ws://127.0.0.1:8765/ws/autobahn"
+    assert autobahn_url(resolve_target("url:ws://127.0.0.1:8765/")) == "ws://127.0.0.1:8765/ws/autobahn"
+    assert autobahn_url(resolve_target("url:ws://127.0.0.1:8765/echo?x=1")) == "ws://127.0.0.1:8765/echo?x=1"
