@@ -115,6 +115,8 @@ PARSER_CASES = {
     "header without colon": (b"GET /health HTTP/1.1\r\nBroken header\r\n\r\n", 400),
     "space before colon": (b"GET /health HTTP/1.1\r\nHost : x\r\n\r\n", 400),
     "HTTP/2.0": (b"GET /health HTTP/2.0\r\n\r\n", 400),
+    "header value with a UTF-8 surrogate": (b"GET /health HTTP/1.1\r\nX-A: \xed\xa0\x80\r\n\r\n", 400),
+    "path with invalid percent-encoded UTF-8": (b"GET /files/%ff HTTP/1.1\r\n\r\n", 400),
     "HTTP/1.2": (b"GET /health HTTP/1.2\r\n\r\n", 505),
     "Content-Length not a number": (b"POST /health HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
     "body over the limit": (b"POST /health HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", 413),

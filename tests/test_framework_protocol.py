@@ -217,6 +217,12 @@ def test_fallback_text_decoder_fails_the_same_way(micropython_seam, name: str) -
     assert feed(protocol, frame)[-1][1] == code
 
 
+def test_fallback_decode_rejects_surrogates_in_a_close_reason(micropython_seam) -> None:
+    protocol = WebSocketProtocol()
+    feed(protocol, client_frame(OP_CLOSE, close_payload(1000, b"\xed\xa0\x80")))
+    closed_with(protocol, 1007)
+
+
 def test_fallback_text_decoder_decodes_valid_fragmented_text(micropython_seam) -> None:
     text = "ASCII, κόσμε, 日本語, 😀"
     raw = text.encode()

@@ -232,3 +232,32 @@ def test_slow_member_is_shed_and_never_delays_the_others() -> None:
         counts = run(scenario())
     assert counts[0] == 2 and counts[-1] == 1  # the slow member was counted until it was shed
     assert counts == sorted(counts, reverse=True)
+
+
+def test_a_burst_past_the_send_buffer_limit_sheds_nobody() -> None:
+    """Two 16 KiB broadcasts back to back exceed a 16 KiB limit before the writer runs (the MicroPython default):
+    a healthy member keeps both."""
+    app = viperhttp.ViperHTTP(send_buffer_limit=16 * 1024)
+    manager = viperhttp.ConnectionManager()
+    payload = "b" * 16 * 1024
+
+    @app.websocket("/ws/member")
+    async def member(ws):
+        await manager.connect(ws, room="r")
+        try:
+            message = await ws.receive()
+            while message["type"] != "close":
+                counts = [await manager.broadcast_text(payload, room="r") for _ in range(3)]
+                await ws.send_text(" ".join(map(str, counts)) + " shed=%d" % manager.shed)
+                message = await ws.receive()
+        finally:
+            manager.disconnect(ws)
+
+    async def scenario(port: int) -> None:
+        async with connect(f"ws://127.0.0.1:{port}/ws/member", max_size=None) as ws:
+            await ws.send("go")
+            assert [await ws.recv() for _ in range(3)] == [payload] * 3
+            assert await ws.recv() == "1 1 1 shed=0"
+
+    with serve_in_thread(app) as port:
+        run(scenario(port))

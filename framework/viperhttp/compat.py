@@ -179,6 +179,13 @@ class TextDecoder:
         return "".join(parts)
 
 
+def decode_utf8(data):
+    """Strict UTF-8 on both runtimes (MicroPython's bytes.decode lets surrogates through); ValueError if not."""
+    decoder = TextDecoder()
+    decoder.feed(data)
+    return decoder.finish()
+
+
 def is_awaitable(obj):
     # MicroPython coroutines are generator objects without __await__
     return hasattr(obj, "__await__") or (MICROPYTHON and hasattr(obj, "send") and hasattr(obj, "throw"))

@@ -3,6 +3,7 @@
 import json
 
 from viperhttp.buffer import LimitExceeded
+from viperhttp.compat import decode_utf8
 
 STATUS_PHRASES = {
     101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
@@ -50,8 +51,8 @@ def unquote(text):
         out.append(raw[i])
         i += 1
     try:
-        return out.decode("utf-8")
-    except UnicodeError:
+        return decode_utf8(bytes(out))
+    except ValueError:
         raise HTTPError(400, "percent-encoding is not UTF-8")
 
 
@@ -83,7 +84,7 @@ class Request:
         return json.loads(self.body)
 
     def text(self):
-        return self.body.decode("utf-8")
+        return decode_utf8(self.body)
 
     @property
     def keep_alive(self):
@@ -110,8 +111,8 @@ def parse_request(buf, limits, client=None):
     if len(parts) != 3:
         raise HTTPError(400, "malformed request line")
     try:
-        method, target, version = parts[0].decode(), parts[1].decode(), parts[2].decode()
-    except UnicodeError:
+        method, target, version = decode_utf8(parts[0]), decode_utf8(parts[1]), decode_utf8(parts[2])
+    except ValueError:
         raise HTTPError(400, "request line is not UTF-8")
     if not version.startswith("HTTP/1.") or not method.isalpha() or not method.isupper() or not target:
         raise HTTPError(400, "malformed request line")
@@ -135,9 +136,9 @@ def parse_request(buf, limits, client=None):
         if not sep or not name or name != name.strip() or b" " in name:
             raise HTTPError(400, "malformed header line")
         try:
-            name = name.decode().lower()
-            value = value.strip().decode()
-        except UnicodeError:
+            name = decode_utf8(name).lower()
+            value = decode_utf8(value.strip())
+        except ValueError:
             raise HTTPError(400, "header is not UTF-8")
         headers[name] = headers[name] + ", " + value if name in headers else value
     request = Request(method, target, version, headers, client)

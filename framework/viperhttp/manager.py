@@ -1,10 +1,11 @@
 # ConnectionManager: connected clients, named rooms, broadcast.
 #
 # Broadcast policy: a message is serialised and framed once, then handed to every member's send buffer
-# without waiting for any of them. A member whose buffer is over its limit (default 1 MiB on CPython,
-# 16 KiB on MicroPython: `send_buffer_limit` of the app) or whose connection is closed is disconnected from
-# the manager and its connection dropped, so one slow or dead client never delays or breaks delivery to the
-# others and never makes the server's memory grow without bound.
+# without waiting for any of them. A member is too slow when its buffer holds more than the app's
+# `send_buffer_limit` (default 1 MiB on CPython, 16 KiB on MicroPython) and its connection has taken no bytes
+# for a second, or at once when the buffer reaches four times the limit; a too-slow or closed member is
+# disconnected from the manager and its connection dropped. So one slow or dead client never delays or
+# breaks delivery to the others, a burst that briefly passes the limit sheds nobody, and memory stays bounded.
 import asyncio
 import json
 

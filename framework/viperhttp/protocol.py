@@ -12,7 +12,7 @@
 # the application sends in reply leaves before anything caused by later frames (a pong, a failure's close):
 # replies stay in the order the client's frames came in even when many frames arrive in one read.
 from viperhttp.buffer import ByteBuffer
-from viperhttp.compat import TextDecoder, unmask_bytes
+from viperhttp.compat import TextDecoder, decode_utf8, unmask_bytes
 from viperhttp.frames import (
     CLOSE_INVALID_DATA, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, KNOWN_OPCODES,
     MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ProtocolError,
@@ -211,11 +211,8 @@ class WebSocketProtocol:
         code = int.from_bytes(payload[:2], "big")
         if not close_code_is_valid(code):
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid close code %d" % code)
-        # through TextDecoder, not bytes.decode: MicroPython's decode lets surrogates (ED A0 80) through
-        decoder = TextDecoder()
         try:
-            decoder.feed(payload[2:])
-            reason = decoder.finish()
+            reason = decode_utf8(payload[2:])
         except ValueError:
             raise ProtocolError(CLOSE_INVALID_DATA, "close reason is not valid UTF-8")
         return code, reason

@@ -3,7 +3,7 @@
 import asyncio
 
 from viperhttp.buffer import ByteBuffer
-from viperhttp.compat import MICROPYTHON, describe_exception
+from viperhttp.compat import MICROPYTHON, describe_exception, ticks_diff, ticks_ms
 from viperhttp.handshake import check_request
 from viperhttp.http import LAST_CHUNK, HTTPError, Limits, encode_chunk, format_sse, parse_request, response_head
 from viperhttp.responses import JSONResponse, StreamingResponse
@@ -11,6 +11,10 @@ from viperhttp.responses import JSONResponse, StreamingResponse
 READ_SIZE = 65536
 KEEP_ALIVE_IDLE_S = 30
 DEFAULT_SEND_BUFFER_LIMIT = 16 * 1024 if MICROPYTHON else 1024 * 1024
+# A connection over its send-buffer limit is too slow only once its writer has been stuck this long (a burst
+# of broadcasts can pass the limit before the writer gets a turn) or its buffer reaches the hard cap.
+SLOW_WRITER_GRACE_MS = 1000
+HARD_CAP_FACTOR = 4
 
 
 class Transport:
@@ -30,6 +34,7 @@ class Transport:
         self.closed = False
         self._pending = []
         self._pending_bytes = 0
+        self._write_started = None  # ticks_ms() when the write in progress began
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -52,9 +57,14 @@ class Transport:
 
     def send_nowait(self, chunks, force=False):
         """Queue byte strings; False (nothing queued) when the connection is closed or, unless `force` (protocol
-        replies such as pongs and close frames), when the buffer is over its limit."""
-        if self.closed or (self._pending_bytes > self.send_buffer_limit and not force):
+        replies such as pongs and close frames), when it is too slow: over its limit with the writer stuck for
+        SLOW_WRITER_GRACE_MS, or at HARD_CAP_FACTOR times its limit."""
+        if self.closed:
             return False
+        if not force and self._pending_bytes > self.send_buffer_limit:
+            stuck = self._write_started is not None and ticks_diff(ticks_ms(), self._write_started) > SLOW_WRITER_GRACE_MS
+            if stuck or self._pending_bytes > HARD_CAP_FACTOR * self.send_buffer_limit:
+                return False
         for chunk in chunks:
             self._pending.append(chunk)
             self._pending_bytes += len(chunk)
@@ -82,8 +92,10 @@ class Transport:
                     batch, self._pending = self._pending, []
                     self._pending_bytes = 0
                     # one write per batch: a burst of small frames costs one system call, not one each
+                    self._write_started = ticks_ms()
                     self.writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
                     await self.writer.drain()
+                    self._write_started = None
                 self._drained.set()
         except OSError:
             self.abort()
