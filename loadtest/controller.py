@@ -34,12 +34,17 @@ def join_timeout(members: int) -> float:
     return JOIN_TIMEOUT_BASE_S + members / SPAWN_RATE * 2
 
 
-def fetch_stats(base_url: str) -> dict[str, Any] | None:
+def fetch_json(base_url: str, path: str) -> dict[str, Any] | None:
+    """GET a DUT app JSON route (/stats, /health); None when it does not answer with JSON."""
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/stats", timeout=5) as response:
+        with urllib.request.urlopen(base_url.rstrip("/") + path, timeout=5) as response:
             return json.loads(response.read())
     except (OSError, ValueError):
         return None
+
+
+def fetch_stats(base_url: str) -> dict[str, Any] | None:
+    return fetch_json(base_url, "/stats")
 
 
 @dataclass

@@ -23,7 +23,7 @@ from hil.targets.process import ManagedProcess
 from loadtest import users
 from loadtest.accounting import Tally
 from loadtest.cli import WORKER_CONNECT_TIMEOUT_S, free_port, print_verdict
-from loadtest.controller import Controller, RunRecord, check_worker_count
+from loadtest.controller import Controller, RunRecord, check_worker_count, fetch_json
 from loadtest.report import write_html, write_plots
 from loadtest.scenarios import LoadOptions, population
 from loadtest.verdict import (Check, Window, WindowResult, exact_percentiles, global_checks, judge_window,
@@ -99,7 +99,7 @@ class LoadRun:
         self.options = options
         self.target = target
         self.out_dir = out_dir
-        self.pop = population(options)
+        self.pop = population(options)  # sized again from the target's /health once it is up
         self.workers: list[ManagedProcess] = []
         self.step_results: list[WindowResult] = []
         self.started = time.time()
@@ -114,6 +114,8 @@ class LoadRun:
         wait_reachable(target.base_url)
         ws_url = target.ws_url("/ws/rooms")
         probe_rooms_endpoint(ws_url)
+        health = fetch_json(target.base_url, "/health") or {}
+        self.pop = population(options, health.get("max_message_size"))
         environment = Environment(user_classes=user_classes(options, self.pop.slow, self.pop.churners),
                                   events=locust.events)
         if options.workers:

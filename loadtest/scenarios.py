@@ -9,7 +9,10 @@ from hil.errors import SetupError
 SCENARIOS = ("fanout", "rooms", "churn", "slow-consumer", "stepup")
 SLOW_FRACTION = 0.1  # slow-consumer: this share of the members stops reading
 CHURN_FRACTION = 0.25  # churn: this share of the users connect/join/leave/disconnect in a loop
-SLOW_CONSUMER_PAD_BYTES = 16 * 1024  # large messages so a silent member fills its buffers (kernel + 1 MiB server) within seconds
+# slow-consumer: large messages so a silent member fills its buffers (kernel + the server's own) within seconds, yet
+# small against the target's limits: a MicroPython build (64 KiB max message, 16 KiB send buffer) gets 4 KiB
+SLOW_CONSUMER_PAD_BYTES = 16 * 1024
+SLOW_CONSUMER_PAD_SHARE_OF_MAX_MESSAGE = 16
 STEPUP_STEPS = 5
 STEPUP_MIN_WINDOW_S = 2.0
 
@@ -78,11 +81,15 @@ class Population:
         return self.subscribers + self.slow
 
 
-def population(options: LoadOptions) -> Population:
+def population(options: LoadOptions, max_message_size: int | None = None) -> Population:
+    """`max_message_size` as the target's /health reports it (None: unknown, the CPython-sized default applies)."""
     users = options.users
     if options.scenario == "slow-consumer":
         slow = max(1, int(users * SLOW_FRACTION))
-        return Population(subscribers=users - slow, slow=slow, pad_bytes=SLOW_CONSUMER_PAD_BYTES)
+        pad = SLOW_CONSUMER_PAD_BYTES
+        if max_message_size:
+            pad = min(pad, max_message_size // SLOW_CONSUMER_PAD_SHARE_OF_MAX_MESSAGE)
+        return Population(subscribers=users - slow, slow=slow, pad_bytes=pad)
     if options.scenario == "churn":
         churners = max(1, int(users * CHURN_FRACTION))
         return Population(subscribers=users - churners, churners=churners)
