@@ -16,7 +16,7 @@ from rich.table import Table
 from hil.errors import SetupError
 from hil.redact import redact
 from hil.serial.console import ConsoleClosed, ConsoleEventError, ConsoleTimeout
-from hil.serial.repl import ExecFailed, ReplError
+from hil.serial.repl import ExecFailed, ExecTimeout, ReplError
 from hil.serial.target import BoardUnrecoverable, SerialTarget
 from hil.targets import TARGET_HELP, Target, list_targets, resolve_target
 from hil.targets.base import FLASH, NETWORK, SERIAL
@@ -102,12 +102,15 @@ def _failure_exit(target: Target, exc: Exception) -> int:
         return _event_exit(str(exc))
     if isinstance(exc, ConsoleTimeout):
         return _event_exit(f"hang: {exc}")
+    if isinstance(exc, ExecTimeout):
+        return _event_exit(f"timeout: {exc}")
     if isinstance(exc, ConsoleClosed):
         return _event_exit(f"disconnected: {exc}")
     return _event_exit(f"error: {exc}")
 
 
-_BOARD_FAILURES = (ConsoleEventError, BoardUnrecoverable, ConsoleTimeout, ConsoleClosed, ReplError, ExecFailed)
+_BOARD_FAILURES = (ConsoleEventError, BoardUnrecoverable, ConsoleTimeout, ConsoleClosed, ReplError, ExecFailed,
+                   ExecTimeout)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

@@ -50,6 +50,10 @@ class ExecResult:
         return not self.error
 
 
+class ExecTimeout(Exception):
+    """The code was still running at the timeout; it was interrupted and the board answered."""
+
+
 class ExecFailed(Exception):
     def __init__(self, code: str, result: ExecResult) -> None:
         super().__init__(f"device code failed: {result.error.strip().splitlines()[-1] if result.error.strip() else '?'}")
@@ -178,9 +182,23 @@ class RawRepl:
                 if len(data) <= PLAIN_WRITE_LIMIT:
                     return self._exec_plain(data, timeout, since)
                 return self._exec_staged(data, timeout, since)
-            except (ConsoleEventError, ConsoleTimeout):
+            except ConsoleTimeout as exc:
                 self.in_raw = False  # unknown state: the next exec starts with recovery
+                self._interrupt_after_timeout(exc, timeout)
                 raise
+            except ConsoleEventError:
+                self.in_raw = False
+                raise
+
+    def _interrupt_after_timeout(self, exc: ConsoleTimeout, timeout: float) -> None:
+        """Still running, or no longer answering? Ctrl-C tells: ExecTimeout if the board answers it."""
+        self.console.write(b"\x03")
+        try:
+            self.console.read_until(b"\x04>", PROMPT_TIMEOUT_S / 2, what="answer to Ctrl-C")
+        except ConsoleTimeout:
+            raise ConsoleTimeout(f"the board stopped answering ({exc})") from None
+        self.in_raw = True
+        raise ExecTimeout(f"the code was still running after {timeout:g} s and was interrupted") from None
 
     def exec_ok(self, code: str | bytes, timeout: float = EXEC_TIMEOUT_S) -> str:
         result = self.exec(code, timeout)
