@@ -117,6 +117,9 @@ def load_inventory(path: Path | None) -> Inventory:
         if any(b.id == board.id for b in boards):
             raise SetupError(f"board inventory {path}: board {board.id}: id is used twice; ids must be unique")
         boards.append(board)
+        if board.wifi is not None and board.wifi.password_env:
+            # registered now, not when first used: the board may echo it (a printed config) before we send it
+            secret_from_env(board.wifi.password_env)
     return Inventory(path=path, boards=tuple(boards))
 
 

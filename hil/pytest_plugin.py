@@ -164,6 +164,10 @@ def _serial_slice(state: dict[str, Any]) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
+    if report.failed and report.longrepr is not None:
+        text = str(report.longrepr)
+        if redact(text) != text:  # a registered secret (Wi-Fi password) in a failure message: never into a report
+            report.longrepr = redact(text)
     state = item.stash.get(_watch_key, None)
     if state is None or report.when != "call":
         return
