@@ -141,11 +141,9 @@ class KosokuEngine:
                 return
 
     def run(self, url: str, selection: Selection, parallel: int, timeout_s: float, out_dir: Path,
-            on_batch: BatchCallback) -> EngineRun:
-        run = EngineRun()
-        case_ids = selection.case_ids
-        asyncio.run(self._run(url, case_ids, parallel, time.monotonic() + timeout_s, on_batch, run))
-        return run
+            on_batch: BatchCallback, run: EngineRun) -> None:
+        """Fill `run` as batches finish (so an interrupted run still has the cases so far)."""
+        asyncio.run(self._run(url, selection.case_ids, parallel, time.monotonic() + timeout_s, on_batch, run))
 
     def write_autobahn_report(self, run: EngineRun, report_dir: Path) -> None:
         """kosoku's own writer (JSON + HTML) into a scratch folder, then each file moved into place atomically."""
@@ -198,12 +196,12 @@ class WstestEngine:
         return [*self.argv, "-m", "fuzzingclient", "-s", str(spec_path)]
 
     def run(self, url: str, selection: Selection, parallel: int, timeout_s: float, out_dir: Path,
-            on_batch: BatchCallback) -> EngineRun:
+            on_batch: BatchCallback, run: EngineRun) -> None:
         # wstest's own case list decides: hand it the user's globs (parallelism is not a wstest option)
         report_dir = (out_dir / "autobahn").resolve()
         spec_path = out_dir.resolve() / "fuzzingclient.json"
         atomic_write_json(spec_path, wstest_spec(url, self.AGENT, report_dir, selection.include, selection.exclude))
-        run = EngineRun(agent=self.AGENT)
+        run.agent = self.AGENT
         log_path = out_dir / "wstest.log"
         with open(log_path, "w", encoding="utf-8") as log:
             proc = subprocess.Popen(self.command(spec_path), stdout=log, stderr=subprocess.STDOUT,
@@ -219,7 +217,6 @@ class WstestEngine:
         if run.stopped_early is None:
             _agent, results = read_report(report_dir, self.AGENT)
             on_batch(results)
-        return run
 
     def write_autobahn_report(self, run: EngineRun, report_dir: Path) -> None:
         """wstest wrote it itself (spec outdir)."""

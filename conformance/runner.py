@@ -24,7 +24,7 @@ from hil.targets.base import NETWORK
 from hil.targets.probe import wait_reachable
 from conformance import outputs
 from conformance.baseline import Baseline, Verdict, compare, default_baseline_path, load_baseline, write_baseline
-from conformance.engines import (CaseInfo, KosokuEngine, Selection, WstestEngine, case_catalogue, make_engine,
+from conformance.engines import (CaseInfo, EngineRun, KosokuEngine, Selection, WstestEngine, case_catalogue, make_engine,
                                  select_cases)
 from conformance.results import ERROR, NOT_RUN, CaseResult, case_sort_key, not_run
 
@@ -190,11 +190,13 @@ def run_conformance(opts: ConformanceOptions, console: Console | None = None) ->
             session = Session(target=target, url=url, out_dir=out_dir, engine=engine, catalogue=catalogue,
                               selection=selection, baseline=baseline, health=fetch_health(target), progress=progress)
             session.write()
+            run = EngineRun()
             try:
-                run = engine.run(url, selection, opts.parallel, timeout_s, out_dir, session.add_batch)
+                engine.run(url, selection, opts.parallel, timeout_s, out_dir, session.add_batch, run)
             except KeyboardInterrupt:
                 session.status = "interrupted"
                 session.write()
+                engine.write_autobahn_report(run, out_dir / outputs.AUTOBAHN_DIR)
                 console.print(f"interrupted: partial reports in {out_dir}", highlight=False)
                 raise
             except Exception as exc:  # an engine bug or a report it cannot read: the cases so far stay reported

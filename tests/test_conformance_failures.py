@@ -136,6 +136,8 @@ def test_ctrl_c_writes_partial_reports_and_stops_the_target(tmp_path):
     assert summary["status"] == "interrupted"
     assert summary["totals"]["OK"] >= 16 and summary["totals"]["NOT RUN"] >= 1
     assert junit_skipped(tmp_path / "junit.xml")
+    autobahn_index = json.loads((tmp_path / "autobahn" / "index.json").read_text())
+    assert len(next(iter(autobahn_index.values()))) >= summary["totals"]["OK"]  # the cases run so far
     server_pid = summary["target"]["pid"]
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)

@@ -13,7 +13,7 @@ from kosoku._report import write_reports
 
 from _servers_conformance import running
 from conformance.autobahn_report import read_report
-from conformance.engines import KosokuEngine, Selection, WstestEngine, batches, select_cases, wstest_spec
+from conformance.engines import EngineRun, KosokuEngine, Selection, WstestEngine, batches, select_cases, wstest_spec
 from conformance.results import FAILED, INFORMATIONAL, OK, UNIMPLEMENTED
 from hil.errors import SetupError
 
@@ -145,8 +145,9 @@ def test_wstest_engine_writes_the_spec_and_reads_what_the_command_wrote(tmp_path
                       f"shutil.copytree({str(fixture)!r}, spec['outdir'])\n")
     engine = WstestEngine(f"{shlex.quote(sys.executable)} {shlex.quote(str(copier))}")
     batches_seen: list[list] = []
-    run = engine.run("ws://127.0.0.1:9/ws/autobahn", Selection(("1.*",), ("9.*",), []), 1, 30, tmp_path,
-                     lambda batch: batches_seen.append(batch) or True)
+    run = EngineRun()
+    engine.run("ws://127.0.0.1:9/ws/autobahn", Selection(("1.*",), ("9.*",), []), 1, 30, tmp_path,
+               lambda batch: batches_seen.append(batch) or True, run)
     assert run.stopped_early is None and run.agent == "vhil-target"
     spec = json.loads((tmp_path / "fuzzingclient.json").read_text())
     assert spec["cases"] == ["1.*"] and spec["exclude-cases"] == ["9.*"]
