@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import importlib.metadata
-import json
 import os
 import shlex
 import shutil
@@ -128,7 +127,7 @@ class KosokuEngine:
                 raw = await asyncio.wait_for(
                     self.kosoku.run_fuzzingclient(url, cases=batch, exclude_cases=None, concurrency=concurrency),
                     timeout=remaining)
-            except self.kosoku.FailureError as failure:  # raised whenever a case is not OK; holds every result
+            except self.kosoku.FailureError as failure:  # raised whenever a case did not pass; holds every result
                 raw = failure.results
             except asyncio.TimeoutError:
                 run.stopped_early = "timed out"
