@@ -16,6 +16,7 @@ from rich.table import Table
 from hil.errors import SetupError
 from hil.redact import redact
 from hil.serial.console import ConsoleClosed, ConsoleEventError, ConsoleTimeout
+from hil.serial.events import BROWNOUT, FATAL_KINDS, PANIC, WATCHDOG
 from hil.serial.repl import ExecFailed, ExecTimeout, ReplError
 from hil.serial.target import BoardUnrecoverable, SerialTarget
 from hil.targets import TARGET_HELP, Target, list_targets, resolve_target
@@ -156,10 +157,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _watch(target: SerialTarget, duration: float | None, echo: bool) -> int:
-    """Until Ctrl-C or `duration`: print console output (echo) and fail on the first unexpected event."""
+def _watch(target: SerialTarget, duration: float | None, echo: bool, stop_kinds: tuple[str, ...]) -> int:
+    """Until Ctrl-C or `duration`: print console output (echo); end (exit 1) at the first event of `stop_kinds`.
+
+    With echo on, every event is also announced on stderr as it is seen.
+    """
     assert target.console is not None
-    since = target.console.event_count()
+    seen = target.console.event_count()
     deadline = time.monotonic() + duration if duration is not None else None
     while deadline is None or time.monotonic() < deadline:
         time.sleep(MONITOR_POLL_S)
@@ -168,10 +172,14 @@ def _watch(target: SerialTarget, duration: float | None, echo: bool) -> int:
             if text:
                 sys.stdout.write(redact(text.replace("\r\n", "\n")))
                 sys.stdout.flush()
-        events = target.events_since(since)
-        if events:
-            target.console.wait_complete(events[0])
-            return _event_exit(events[0].report())
+        events = target.events_since(seen)
+        seen = target.console.event_count()
+        for event in events:
+            if event.kind in stop_kinds:
+                target.console.wait_complete(event)
+                return _event_exit(event.report())
+            if echo:
+                print(f"[vhil] {event.headline()}", file=sys.stderr, flush=True)
     return EXIT_OK
 
 
@@ -183,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             url = target.run_app()
             print(url, flush=True)
             print(f"DUT app ready on {url}; Ctrl-C to stop", file=sys.stderr)
-            return _watch(target, args.duration, echo=False)
+            return _watch(target, args.duration, echo=False, stop_kinds=FATAL_KINDS)
     except _BOARD_FAILURES as exc:
         return _failure_exit(target, exc)
 
@@ -193,7 +201,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     try:
         target.launch()
         target.open_console()
-        return _watch(target, args.duration, echo=True)
+        # a monitor shows resets and tracebacks and keeps going; a crash ends it
+        return _watch(target, args.duration, echo=True, stop_kinds=(PANIC, BROWNOUT, WATCHDOG))
     finally:
         target.stop()
 

@@ -140,3 +140,33 @@ def test_deploy_4k_file_to_qemu_microbit_arrives_intact(tmp_path: Path) -> None:
     result = vhil("hil", "deploy", "--target", "qemu-microbit", str(source), timeout=120)
     assert result.returncode == 0, result.stderr
     assert "/blob4k.py\t4096 bytes\tsum:" in result.stdout and "verified" in result.stdout
+
+
+def test_run_reports_a_panic_after_n_seconds_with_its_backtrace() -> None:
+    result = vhil("hil", "run", "--target", "sim", "--duration", "20", env={"VHIL_SIM_FAULTS": "panic-after=2"})
+    assert result.returncode == 1
+    assert result.stdout.startswith("http://127.0.0.1:")  # the URL came first; then the board panicked
+    lines = result.stderr.splitlines()
+    first = next(line for line in lines if not line.startswith(("deploying", "DUT app ready")))
+    assert first.startswith("panic: Guru Meditation Error"), result.stderr
+    assert "backtrace (not decoded" in result.stderr
+
+
+def test_noise_and_slow_boot_do_not_break_the_runner() -> None:
+    result = vhil("hil", "exec", "--target", "sim", "print('ok')", env={"VHIL_SIM_FAULTS": "noise,slow-boot=1.5"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+
+
+def test_monitor_shows_the_console_and_exits_1_on_a_panic() -> None:
+    result = vhil("hil", "monitor", "--target", "sim", "--duration", "20", env={"VHIL_SIM_FAULTS": "panic-after=1"})
+    assert result.returncode == 1
+    assert "Guru Meditation Error" in result.stdout  # the console, as it came
+    # events are announced as they come ([vhil] reset: ... when the power-on was seen); the crash ends it
+    summary = [line for line in result.stderr.splitlines() if not line.startswith("[vhil] ")]
+    assert summary[0].startswith("panic: Guru Meditation Error"), result.stderr
+
+
+def test_monitor_stops_after_its_duration() -> None:
+    result = vhil("hil", "monitor", "--target", "sim", "--duration", "1")
+    assert result.returncode == 0, result.stderr

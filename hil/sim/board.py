@@ -167,14 +167,18 @@ class SimBoard:
                 self.run_and_report((self.fs_dir / script).read_bytes(), script)
 
     def _arm_timed_faults(self) -> None:
+        """One-shot faults count from the first power-on; every boot re-arms what has not fired yet."""
         for name, delay, action in (("panic", self.faults.panic_after, self.panic),
                                     ("hang", self.faults.hang_after, self.hang)):
             if delay is None or name in self.fired:
                 continue
-            self.fired.add(name)
-            timer = threading.Timer(max(0.0, self.born + delay - time.time()), action)
+            timer = threading.Timer(max(0.0, self.born + delay - time.time()), self._fire, (name, action))
             timer.daemon = True
             timer.start()
+
+    def _fire(self, name: str, action: Any) -> None:
+        self.fired.add(name)  # before acting: a panic reboots, and the next image must not fire it again
+        action()
 
     def _install_runtime(self) -> None:
         """The modules a MicroPython board has and CPython lacks or spells differently."""
