@@ -41,12 +41,6 @@ def redact(text: str) -> str:
     return text
 
 
-def redact_bytes(data: bytes) -> bytes:
-    for secret in _current():
-        data = data.replace(secret.encode("utf-8"), MASK.encode())
-    return data
-
-
 def split_safe(text: str) -> tuple[str, str]:
     """(redacted text safe to write now, tail to hold back because it may be the start of a secret)."""
     text = redact(text)

@@ -13,9 +13,10 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from hil.serial.console import ConsoleEventError, ConsoleTimeout, SerialConsole
-from hil.serial.events import REBOOT, RESET, TRACEBACK
+from hil.serial.events import REBOOT, TRACEBACK
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b">>> "
@@ -311,7 +312,7 @@ class RawRepl:
             raise ReplError(f"{device_path}: unexpected verification answer {out!r}")
         return int(out[0]), out[1]
 
-    def deploy_tree(self, files: dict[str, bytes], progress: "callable[[str], None] | None" = None) -> list[DeployedFile]:
+    def deploy_tree(self, files: dict[str, bytes], progress: Callable[[str], None] | None = None) -> list[DeployedFile]:
         deployed = []
         for device_path, data in files.items():
             if progress:
@@ -337,13 +338,6 @@ class RawRepl:
         if not found:
             raise ReplError("main.py ended without printing `listening on http://...` (is the DUT app deployed?)")
         return found.group(1).decode()
-
-    def wait_boot(self, timeout: float, expect_kinds: tuple[str, ...] = (RESET, REBOOT)) -> None:
-        """After a hard reset: wait for the friendly prompt or the DUT ready line, whichever the board reaches."""
-        with self.console.expecting(*expect_kinds):
-            self.console.read_until(re.compile(READY_RE.pattern + b"|" + FRIENDLY_PROMPT), timeout,
-                                    what="prompt or ready line after reset")
-        self.in_raw = False
 
 
 def default_app_files(repo_root: Path) -> dict[str, bytes]:

@@ -18,7 +18,6 @@ from hil.targets.base import NETWORK, Target
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 30.0
-RECOVERY_ATTEMPTS = 2
 
 
 class BoardUnrecoverable(Exception):
