@@ -95,11 +95,13 @@ def test_unreachable_target_is_a_one_line_error_within_10s(tmp_path):
 
 
 def test_target_dying_mid_run_reports_cases_so_far(tmp_path):
+    baseline = tmp_path / "never-written.json"
     with running("raw", "--die-after", "10") as server:
         run = vhil("conformance", "--target", f"url:ws://127.0.0.1:{server.port}", "--cases", "1.*", "2.*",
-                   "--no-baseline", "--out", str(tmp_path))
+                   "--baseline", str(baseline), "--update-baseline", "--out", str(tmp_path))
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "run target died" in run.stdout
+    assert "run target died" in run.stdout and "baseline not updated" in run.stdout
+    assert not baseline.exists()  # an incomplete run never becomes the accepted one
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "target died" and summary["holds"] is False
     assert summary["totals"]["OK"] == 10
