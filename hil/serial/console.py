@@ -124,17 +124,34 @@ class SerialConsole:
         self._closed = False
         self._error: str | None = None
         try:
-            port = serial.serial_for_url(url, do_not_open=True, baudrate=baud, timeout=0, write_timeout=10)
+            self._connect(url)
+        except SetupError:
+            self.log.close()
+            raise
+
+    def _connect(self, url: str) -> None:
+        try:
+            port = serial.serial_for_url(url, do_not_open=True, baudrate=self.baud, timeout=0, write_timeout=10)
             # deasserted DTR/RTS on open: on ESP32 dev boards they drive EN/IO0, asserting them resets the chip
             port.dtr = False
             port.rts = False
             port.open()
         except (serial.SerialException, ValueError, OSError) as exc:
-            self.log.close()
             raise SetupError(f"cannot open serial port {url}: {exc}") from None
+        self.url = url
         self.port = port
+        self._closed = False
+        self._error = None
         self._reader = threading.Thread(target=self._read_loop, name=f"serial-{url}", daemon=True)
         self._reader.start()
+
+    def reconnect(self, url: str) -> None:
+        """Re-open on a (possibly new) URL, e.g. after QEMU restarted; events and the log carry on."""
+        self._disconnect()
+        with self._cond:
+            self._rx.clear()
+        self.log.note(f"console reconnected on {url}")
+        self._connect(url)
 
     # -- reading ---------------------------------------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -292,7 +309,7 @@ class SerialConsole:
         time.sleep(0.1)
         self.port.rts = False
 
-    def close(self) -> None:
+    def _disconnect(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -301,4 +318,7 @@ class SerialConsole:
             self.port.close()
         except (serial.SerialException, OSError):
             pass
+
+    def close(self) -> None:
+        self._disconnect()
         self.log.close()

@@ -119,12 +119,18 @@ class QemuEsp32Target(SerialTarget):
 
     def hard_reset(self) -> None:
         """A power cycle: QEMU restarted on a freshly merged image (the filesystem image is rewritten too)."""
-        self.stop()
+        self._stop_qemu()
         self.launch()
-        self.open_console()
+        if self.console is not None:
+            self.console.reconnect(self.console_url())
+        else:
+            self.open_console()
 
     def stop(self) -> None:
         super().stop()
+        self._stop_qemu()
+
+    def _stop_qemu(self) -> None:
         if self.process is not None:
             self.process.stop()
             self.process = None

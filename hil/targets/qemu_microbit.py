@@ -86,11 +86,13 @@ class QemuMicrobitTarget(SerialTarget):
 
     def hard_reset(self) -> None:
         """A power cycle: QEMU is restarted (no monitor, no reset line) and the console reconnected."""
-        self.close_console()
         if self.process is not None:
             self.process.stop()
         self.launch()
-        self.open_console()
+        if self.console is not None:
+            self.console.reconnect(self.console_url())
+        else:
+            self.open_console()
 
     def stop(self) -> None:
         super().stop()
