@@ -1,6 +1,7 @@
 """The pytest plugin on a real sim target, run as users run it (an inner pytest session in a subprocess)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,9 @@ def test_panic_fails_its_test_with_backtrace_and_the_session_goes_on(tmp_path: P
     assert "serial log during the test" in (plain.text or "") and "marker-from-the-board" in (plain.text or "")
     assert "2 failed, 2 passed" in result.stdout, result.stdout
     assert (tmp_path / "logs" / "sim" / "serial.log").is_file()
+    recorded = json.loads((tmp_path / "logs" / "sim" / "console-events.json").read_text())["events"]
+    panic = next(event for event in recorded if event["kind"] == "panic")
+    assert panic["backtrace"][0] == ["0x400d719f", "0x3ffbf0f0"] and not panic["expected"]
 
 
 def test_brownout_loop_fails_fast_instead_of_hanging(tmp_path: Path) -> None:

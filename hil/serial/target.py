@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from hil.artifacts import atomic_write_json
 from hil.errors import SetupError
 from hil.serial.console import ConsoleTimeout, SerialConsole
 from hil.serial.events import REBOOT, RESET, TRACEBACK, Addr2Line, ConsoleEvent
@@ -178,6 +179,10 @@ class SerialTarget(Target):
             self.wait_booted()
 
     def stop(self) -> None:
+        if self.console is not None and self.log_dir is not None:
+            # the structured record of what the console showed: panics with backtraces, resets, tracebacks
+            atomic_write_json(self.log_dir / "console-events.json",
+                              {"target": self.name, "events": [e.as_dict() for e in self.console.events]})
         self.close_console()
 
     # -- events ----------------------------------------------------------------------------------------------
