@@ -1,8 +1,9 @@
 """Reference framework (`host`) against the `websockets` peer (`host:websockets`), side by side, in one run.
 
-    python benchmarks/bench_ws.py [--quick] [--out benchmarks/latest.json] [--no-readme]
+    python benchmarks/bench_ws.py [--quick] [--rounds 3] [--out benchmarks/latest.json] [--no-readme]
 
-Measures, for each implementation, with the same client code on the same machine:
+Measures, for each implementation, with the same client code on the same machine (micro-benchmarks in alternating
+rounds, median reported, because the 2-core machine is shared and its background load drifts):
   echo round trips/s   1 client, then 50 clients, each sending a 32-byte message and waiting for its echo (ECHO_S each)
   16 MiB echo          seconds to send a 16 MiB binary message and receive it back (median of BIG_ECHO_REPEATS)
   broadcast            deliveries/s to 500 room members (`pub` over /ws/rooms, 20 in flight, members count bytes)
@@ -193,6 +194,16 @@ def generator_capacity(quick: bool) -> dict[str, Any]:
             "p95_limit_ms": GENERATOR_P95_MS}
 
 
+def record_round(results: dict[str, Any], rounds: dict[str, list[dict[str, float]]], impl: str,
+                 measured: dict[str, float]) -> None:
+    """Keep every round; the table uses the median of each measure and shows the range."""
+    rounds[impl].append(measured)
+    results["micro_rounds"] = rounds
+    results["micro"][impl] = {key: round(statistics.median(r[key] for r in rounds[impl]), 4) for key in measured}
+    results["micro_range"] = {name: {key: [min(r[key] for r in runs), max(r[key] for r in runs)] for key in measured}
+                              for name, runs in rounds.items() if runs}
+
+
 def ratio(reference: float | None, websockets: float | None) -> float | None:
     return round(reference / websockets, 3) if reference and websockets else None
 
@@ -205,11 +216,14 @@ def markdown(results: dict[str, Any]) -> str:
         ("16 MiB echo, s", "echo_16mib_s", "lower is better"),
         ("broadcast deliveries/s, 500 members", "broadcast_deliveries_per_s_500", "higher is better"),
     ]
-    lines = [f"Run {results['when']} on {results['machine']} ({results['note']}).", "",
+    spread = results["micro_range"]
+    lines = [f"Run {results['when']} on {results['machine']} ({results['note']}). Micro-benchmarks: median of "
+             f"{len(results['micro_rounds']['reference'])} alternating rounds, range in brackets.", "",
              "| measure | reference | websockets | reference/websockets | |", "|---|---:|---:|---:|---|"]
     for label, key, better in rows:
         ref, peer = micro["reference"][key], micro["websockets"][key]
-        lines.append(f"| {label} | {ref} | {peer} | {ratio(ref, peer)} | {better} |")
+        lines.append(f"| {label} | {ref} [{spread['reference'][key][0]}-{spread['reference'][key][1]}] | "
+                     f"{peer} [{spread['websockets'][key][0]}-{spread['websockets'][key][1]}] | {ratio(ref, peer)} | {better} |")
     for label, key, better in (("fanout 500 subscribers: delivered/s", "delivered_per_s", "higher is better"),):
         ref, peer = fanout["reference"][key], fanout["websockets"][key]
         lines.append(f"| {label} (vhil load, {FANOUT_RATE} broadcasts/s) | {ref} | {peer} | {ratio(ref, peer)} | {better} |")
@@ -242,6 +256,7 @@ def update_readme(table: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter phases and fewer generator steps (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=3, help="micro-benchmark rounds per implementation, alternating (default 3)")
     parser.add_argument("--out", type=Path, default=HERE / "latest.json")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the numbers in benchmarks/README.md")
     args = parser.parse_args(argv)
@@ -250,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
                                           f"load average {os.getloadavg()[0]:.2f} at the start",
                                "note": "quick run" if args.quick else "full run", "micro": {}, "fanout_500": {}}
     phases: list[tuple[str, Callable[[], None]]] = []
-    for impl in IMPLS:
-        phases.append((f"micro {impl}", lambda impl=impl: results["micro"].__setitem__(impl, micro_benchmarks(impl, args.quick))))
+    rounds: dict[str, list[dict[str, float]]] = {impl: [] for impl in IMPLS}
+    for number in range(args.rounds):
+        # alternate the order each round, so a change in the machine's background load does not favour one side
+        for impl in list(IMPLS)[:: 1 if number % 2 == 0 else -1]:
+            phases.append((f"micro {impl} round {number + 1}/{args.rounds}",
+                           lambda impl=impl: record_round(results, rounds, impl, micro_benchmarks(impl, args.quick))))
     phases.append(("generator capacity", lambda: results.__setitem__("generator", generator_capacity(args.quick))))
     for impl, target in IMPLS.items():
         phases.append((f"fanout {impl}", lambda impl=impl, target=target: results["fanout_500"].__setitem__(
