@@ -113,3 +113,23 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_text()
     except OSError:
         return ""
+
+
+def test_sim_dies_with_a_run_killed_by_sigkill() -> None:
+    """A crash that skips every handler (SIGKILL) still takes the simulator down with it."""
+    proc = start(["hil", "run", "--target", "sim"])
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        sim_pids = children_of(proc.pid)
+        assert sim_pids
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and [pid for pid in sim_pids if alive(pid)]:
+            time.sleep(0.1)
+        assert not [pid for pid in sim_pids if alive(pid)], "the simulator outlived its killed parent"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

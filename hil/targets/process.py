@@ -6,6 +6,8 @@ stop whatever is still registered, so no server, QEMU or simulator outlives the 
 from __future__ import annotations
 
 import atexit
+import ctypes
+import ctypes.util
 import os
 import re
 import signal
@@ -13,8 +15,9 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Callable, Sequence
 
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 _live: "set[ManagedProcess]" = set()
 _live_lock = threading.Lock()
 
@@ -23,7 +26,7 @@ class ManagedProcess:
     """A subprocess whose output is copied, line by line, to a log file as it arrives."""
 
     def __init__(self, argv: Sequence[str], log_path: Path | None = None, env: dict[str, str] | None = None,
-                 cwd: str | None = None, stop_signal: int = signal.SIGINT) -> None:
+                 cwd: str | None = None, stop_signal: int = signal.SIGINT, die_with_parent: bool = False) -> None:
         self.argv = list(argv)
         self.stop_signal = stop_signal  # what asks the process to end (e.g. SIGTERM for one that uses SIGINT itself)
         self.log_path = log_path
@@ -36,6 +39,7 @@ class ManagedProcess:
         self.proc = subprocess.Popen(
             self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=cwd, start_new_session=True, text=True, errors="replace", bufsize=1,
+            preexec_fn=_die_with_parent(os.getpid()) if die_with_parent else None,
         )
         with _live_lock:
             _live.add(self)
@@ -108,6 +112,23 @@ class ManagedProcess:
             self._log.close()
         with _live_lock:
             _live.discard(self)
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """For a child that must not outlive a parent killed by SIGKILL (no atexit then): Linux's parent-death signal.
+
+    The signal fires when the thread that started the child ends, so only children started from a thread that
+    lives as long as the run (the main thread) should ask for it.
+    """
+    def arm() -> None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            return  # not Linux: atexit and the signal handlers still stop it on every other exit
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os._exit(1)
+    return arm
 
 
 def stop_all() -> None:

@@ -112,7 +112,7 @@ class QemuEsp32Target(SerialTarget):
         self.serial_port, self.http_port = free_tcp_port(), free_tcp_port()
         log = self.log_dir / "qemu.log" if self.log_dir else None
         self.process = ManagedProcess(qemu_esp32_argv(self.binary, flash_image, self.serial_port, self.http_port),
-                                      log_path=log)
+                                      log_path=log, die_with_parent=True)
         if not wait_listening(self.serial_port, self.process, LISTEN_TIMEOUT_S):
             raise SetupError(f"target {self.name}: QEMU did not open its serial port: {self.process.output()[-300:]}")
         self.details.update(pid=self.process.pid, serial_port=self.serial_port, http_port=self.http_port)

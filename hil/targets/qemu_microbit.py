@@ -77,7 +77,8 @@ class QemuMicrobitTarget(SerialTarget):
         log = self.log_dir / "qemu.log" if self.log_dir else None
         for _ in range(PORT_ATTEMPTS):
             self.serial_port = free_tcp_port()
-            self.process = ManagedProcess(qemu_microbit_argv(self.binary, self.firmware, self.serial_port), log_path=log)
+            self.process = ManagedProcess(qemu_microbit_argv(self.binary, self.firmware, self.serial_port), log_path=log,
+                                          die_with_parent=True)
             if wait_listening(self.serial_port, self.process, LISTEN_TIMEOUT_S):
                 self.details.update(pid=self.process.pid, serial_port=self.serial_port)
                 return

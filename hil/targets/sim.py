@@ -36,7 +36,7 @@ class SimTarget(SerialTarget):
         log = self.log_dir / "sim-process.log" if self.log_dir else None
         env = dict(os.environ, **{FAULTS_ENV: self.faults})
         self.process = ManagedProcess([sys.executable, "-m", "hil.sim", "--fs", str(self.fs_dir)], log_path=log, env=env,
-                                      stop_signal=signal.SIGTERM)
+                                      stop_signal=signal.SIGTERM, die_with_parent=True)
         try:
             match = self.process.wait_for_line(r"^pty (\S+)", START_TIMEOUT_S)
         except (TimeoutError, ProcessLookupError) as exc:
