@@ -145,6 +145,9 @@ def _collect(paths: list[Path]) -> dict[str, bytes]:
 def cmd_deploy(args: argparse.Namespace) -> int:
     files = _collect(args.paths) if args.paths else None
     target = _serial_target(args)
+    if files is None and not target.has(NETWORK):
+        raise SetupError(f"target {args.target} cannot serve the DUT app (no network capability): "
+                         "name the files to deploy")
     try:
         with target:
             started = time.monotonic()

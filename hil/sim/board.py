@@ -189,10 +189,13 @@ class SimBoard:
         gc_module.mem_alloc = lambda: max(0, _rss_bytes() - board._rss_at_boot)
         gc_module.mem_free = lambda: NOMINAL_HEAP_BYTES - gc_module.mem_alloc()
         sys.modules["gc"] = gc_module
+        def soft_reset() -> None:
+            raise _SoftReset()
+
         machine = types.ModuleType("machine")
         machine.__dict__.update(
             reset=lambda: board.reboot("panic"),  # machine.reset() is a software CPU reset: rst:0xc
-            soft_reset=lambda: (_ for _ in ()).throw(_SoftReset()),
+            soft_reset=soft_reset,
             reset_cause=lambda: 1, freq=lambda *a: 240000000, unique_id=lambda: b"\x24\x0a\xc4\x00\x00\x01",
             PWRON_RESET=1, HARD_RESET=2, WDT_RESET=3, DEEPSLEEP_RESET=4, SOFT_RESET=5,
         )
