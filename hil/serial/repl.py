@@ -176,6 +176,7 @@ class RawRepl:
         data = code.encode("utf-8") if isinstance(code, str) else code
         self.ensure_raw()
         since = self.console.event_count()
+        self.console.read_available()  # stray bytes (line noise) would be taken for the reply
         with self.console.expecting(TRACEBACK):
             try:
                 if self.raw_paste is not False and self._try_raw_paste(data, since):

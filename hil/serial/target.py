@@ -153,7 +153,8 @@ class SerialTarget(Target):
                     last = exc
                 fatal = [e for e in self.console.events[since:] if e.kind not in (RESET, REBOOT, TRACEBACK)]
                 if fatal:
-                    self.broken = f"{fatal[-1].headline()} (while booting; {len(fatal)} such events: a reset loop)"
+                    loop = ": a reset loop" if len(fatal) > 1 else ""
+                    self.broken = f"{fatal[-1].headline()} (while booting; {len(fatal)} such events{loop})"
                     raise BoardUnrecoverable(self.broken)
                 resets = [e for e in self.console.events[since:] if e.kind == RESET]
                 if len(resets) >= 3:
