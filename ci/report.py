@@ -12,6 +12,9 @@ from hil.artifacts import REPORTS_ROOT, atomic_write_json, atomic_write_text
 
 STATUS_COLORS = {"pass": "#2e9e44", "fail": "#d43c3c", "error": "#8b1e1e", "timeout": "#b05f00",
                  "unavailable": "#c9c9c9", "interrupted": "#777777"}
+# what a cell's folder may hold, in the order the index links them (each suite writes its own subset)
+REPORT_FILES = ("report.html", "contract.html", "autobahn/index.html", "latency_over_time.png", "latency_vs_subscribers.png",
+                "summary.json", "junit.xml", "contract-junit.xml", "cell.log")
 HEADLINE_KEYS = ("verdict", "passed", "failed", "errors", "skipped", "delivery_ratio", "delivered_per_s", "p95_ms")
 
 
@@ -112,7 +115,7 @@ def _html(index: dict[str, Any], root: Path) -> str:
     for cell in index["cells"]:
         out = Path(cell["out_dir"])
         links = [f'<a href="{_link(str(out / name), root)}">{name}</a>'
-                 for name in ("report.html", "autobahn/index.html", "summary.json", "junit.xml", "cell.log")
+                 for name in REPORT_FILES
                  if (out / name).exists()]
         numbers = ", ".join(f"{k}: {v}" for k, v in cell["headline"].items())
         rows.append(f'<tr><td>{html.escape(cell["target"])}</td><td>{cell["suite"]}</td>'

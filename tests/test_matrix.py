@@ -18,11 +18,11 @@ def test_matrix_runs_cells_writes_index_and_diffs_runs(tmp_path: Path) -> None:
     index = json.loads((reports / "index.json").read_text())
     cells = {(c["target"], c["suite"]): c for c in index["cells"]}
     assert cells[("host", "contract")]["status"] == "pass"
-    assert (Path(cells[("host", "contract")]["out_dir"]) / "junit.xml").exists()
+    assert (Path(cells[("host", "contract")]["out_dir"]) / "contract-junit.xml").exists()
     unavailable = cells[("qemu-esp32", "contract")]
     assert unavailable["status"] == "unavailable" and unavailable["reason"]  # says why, never pretends to run
     page = (reports / "index.html").read_text()
-    assert "<svg" in page and "host" in page and index["changes_since"] is None
+    assert "<svg" in page and "contract-junit.xml" in page and index["changes_since"] is None
 
     second = vhil("matrix", "--targets", "host", "--suites", "contract", "--reports", str(reports), cwd=tmp_path)
     assert second.returncode == 0
