@@ -11,8 +11,8 @@ import pytest
 from hil.errors import SetupError
 from hil.inventory import Board, FlashImage
 from hil.serial.flash import esptool_argv, flash_board
-from hil.targets.qemu_esp32 import (DEFAULT_FS_OFFSET, DUT_PORT, QemuEsp32Target, make_qemu_esp32_target,
-                                    merge_bin_argv, qemu_esp32_argv)
+from hil.targets.qemu_esp32 import (DEFAULT_FS_OFFSET, DUT_PORT, FS_SIZE, QemuEsp32Target, build_fs_image,
+                                    make_qemu_esp32_target, merge_bin_argv, qemu_esp32_argv)
 
 
 def test_merge_bin_places_firmware_and_filesystem(tmp_path: Path) -> None:
@@ -73,3 +73,20 @@ def test_flash_skipped_without_images_and_missing_image_is_setup_error(tmp_path:
     board = Board(id="b1", chip="esp32", port="/dev/ttyUSB0", images=(FlashImage(0x1000, tmp_path / "missing.bin"),))
     with pytest.raises(SetupError, match="board b1: flash image .*missing.bin not found"):
         flash_board(board)
+
+
+def test_filesystem_image_carries_the_app_as_littlefs(tmp_path: Path) -> None:
+    littlefs = pytest.importorskip("littlefs", reason="needs littlefs-python to build the image")
+    files = {"/main.py": b"print('hi')\n", "/viperhttp/app.py": b"APP = 1\n", "/dut_config.json": b'{"port": 80}'}
+    image = tmp_path / "fs.img"
+    assert build_fs_image(files, image)
+    assert image.stat().st_size == FS_SIZE
+    # read it back the way the board will: LittleFS with VfsLfs2's geometry
+    fs = littlefs.LittleFS(block_size=4096, block_count=FS_SIZE // 4096, read_size=32, prog_size=32,
+                           lookahead_size=32, mount=False)
+    fs.context.buffer = bytearray(image.read_bytes())
+    fs.mount()
+    assert sorted(fs.listdir("/")) == ["dut_config.json", "main.py", "viperhttp"]
+    for device_path, data in files.items():
+        with fs.open(device_path.lstrip("/"), "rb") as handle:
+            assert handle.read() == data

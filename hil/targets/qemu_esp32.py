@@ -2,15 +2,19 @@
 
 Configuration (environment): VHIL_QEMU_ESP32 (the binary; default `qemu-system-xtensa` on PATH, which must know
 the esp32 machine: Debian's does not), VHIL_ESP32_FIRMWARE (a MicroPython ESP32 firmware .bin, written at 0x1000;
-it needs the open_eth driver for networking), optionally VHIL_ESP32_FS_IMAGE (a filesystem image already carrying
-the DUT app) and VHIL_ESP32_FS_OFFSET (default 0x200000). Without a filesystem image the app is deployed over the
-serial console like on a board. The flash image is merged with `esptool merge-bin`; the NIC is open_eth with a
-host port forward to the app's port 80; the console is QEMU's TCP serial server.
+it needs the open_eth driver for networking), optionally VHIL_ESP32_FS_IMAGE (a ready filesystem image) and
+VHIL_ESP32_FS_OFFSET (default 0x200000, the `vfs` partition of MicroPython's 4 MiB layout). Otherwise the
+filesystem image is built here: LittleFS v2 (as MicroPython's VfsLfs2 formats it) carrying the framework, the DUT
+app and dut_config.json, when `littlefs-python` is installed; without it the app is deployed over the serial
+console like on a board. The flash image is merged with `esptool merge-bin`; the NIC is open_eth with a host
+port forward to the app's port 80; the console is QEMU's TCP serial server.
 
 Not exercised here: Espressif's fork cannot be installed on this machine. The command lines are unit-tested.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hil.errors import SetupError
+from hil.serial.repl import DeployedFile
 from hil.serial.target import SerialTarget
 from hil.targets.base import NETWORK, SERIAL, Availability
 from hil.targets.process import ManagedProcess
@@ -33,6 +38,9 @@ INSTALL_HINT = ("build or download Espressif's QEMU (https://github.com/espressi
 FIRMWARE_OFFSET = 0x1000
 DEFAULT_FS_OFFSET = 0x200000
 FLASH_SIZE = "4MB"
+FS_SIZE = 0x200000  # MicroPython ESP32_GENERIC partitions-4MiB.csv: vfs at 0x200000, 2 MiB
+FS_BLOCK = 4096  # the flash erase block VfsLfs2 is mounted with on the ESP32
+LFS_IO_SIZE = 32  # VfsLfs2's default readsize/progsize/lookahead
 DUT_PORT = 80
 LISTEN_TIMEOUT_S = 15.0
 
@@ -43,6 +51,28 @@ def merge_bin_argv(firmware: Path, output: Path, fs_image: Path | None, fs_offse
     if fs_image is not None:
         argv += [hex(fs_offset), str(fs_image)]
     return argv
+
+
+def build_fs_image(files: dict[str, bytes], output: Path) -> bool:
+    """A LittleFS v2 image of `files` (device paths -> bytes) as MicroPython's VfsLfs2 would read it.
+
+    False when littlefs-python is not installed (the caller deploys over serial instead).
+    """
+    try:
+        from littlefs import LittleFS
+    except ImportError:
+        return False
+    fs = LittleFS(block_size=FS_BLOCK, block_count=FS_SIZE // FS_BLOCK, read_size=LFS_IO_SIZE,
+                  prog_size=LFS_IO_SIZE, lookahead_size=LFS_IO_SIZE, disk_version=0x00020000)  # v2.0: older firmware reads it
+    for device_path, data in files.items():
+        relative = device_path.lstrip("/")
+        parent = relative.rpartition("/")[0]
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        with fs.open(relative, "wb") as handle:
+            handle.write(data)
+    output.write_bytes(bytes(fs.context.buffer))
+    return True
 
 
 def qemu_esp32_argv(binary: str, flash_image: Path, serial_port: int, http_port: int) -> list[str]:
@@ -105,7 +135,8 @@ class QemuEsp32Target(SerialTarget):
         assert self.firmware is not None
         self.work_dir = Path(tempfile.mkdtemp(prefix="vhil-qemu-esp32-"))
         flash_image = self.work_dir / "flash.bin"
-        merge = subprocess.run(merge_bin_argv(self.firmware, flash_image, self.fs_image, self.fs_offset),
+        fs_image = self.fs_image or self._built_fs_image()
+        merge = subprocess.run(merge_bin_argv(self.firmware, flash_image, fs_image, self.fs_offset),
                                capture_output=True, text=True, timeout=120)
         if merge.returncode != 0:
             raise SetupError(f"target {self.name}: esptool merge-bin failed: {merge.stderr.strip().splitlines()[-1:]}")
@@ -116,6 +147,21 @@ class QemuEsp32Target(SerialTarget):
         if not wait_listening(self.serial_port, self.process, LISTEN_TIMEOUT_S):
             raise SetupError(f"target {self.name}: QEMU did not open its serial port: {self.process.output()[-300:]}")
         self.details.update(pid=self.process.pid, serial_port=self.serial_port, http_port=self.http_port)
+
+    def _built_fs_image(self) -> Path | None:
+        """The app's filesystem image, so main.py serves at first boot; None: deploy over serial instead."""
+        assert self.work_dir is not None
+        files = self.app_files()
+        if "/main.py" not in files:
+            return None
+        files["/dut_config.json"] = json.dumps(self.dut_config()).encode()
+        image = self.work_dir / "fs.img"
+        if not build_fs_image(files, image):
+            return None
+        self.deployed = [DeployedFile(path, len(data), hashlib.sha256(data).hexdigest(), 0.0)
+                         for path, data in files.items()]
+        self.details["fs_image"] = "built (littlefs)"
+        return image
 
     def hard_reset(self) -> None:
         """A power cycle: QEMU restarted on a freshly merged image (the filesystem image is rewritten too)."""
