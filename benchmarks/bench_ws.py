@@ -48,7 +48,7 @@ BROADCAST_MESSAGES = 200
 BROADCAST_IN_FLIGHT = 20
 BROADCAST_PAYLOAD = "b" * 24
 PHASE_TIMEOUT_S = 120.0
-GENERATOR_RATES = (40, 60, 80, 100)  # broadcasts/s to 500 members: 20k..50k frames/s
+GENERATOR_RATES = (40, 60, 80, 100, 120)  # broadcasts/s to 500 members: 20k..60k frames/s
 GENERATOR_P95_MS = 100.0
 LOAD_SECONDS = 8
 FANOUT_RATE = 40  # 500 members x 40/s = 20k deliveries/s, inside one generator's capacity
@@ -191,7 +191,7 @@ def generator_capacity(quick: bool) -> dict[str, Any]:
              for rate in (GENERATOR_RATES[:2] if quick else GENERATOR_RATES)]
     holding = [s for s in steps if s["ok"]]
     return {"steps": steps, "sustained_frames_per_s": max((s["delivered_per_s"] for s in holding), default=None),
-            "p95_limit_ms": GENERATOR_P95_MS}
+            "p95_limit_ms": GENERATOR_P95_MS, "highest_rate_held": bool(steps) and steps[-1]["ok"]}
 
 
 def record_round(results: dict[str, Any], rounds: dict[str, list[dict[str, float]]], impl: str,
@@ -230,7 +230,8 @@ def markdown(results: dict[str, Any]) -> str:
     ref, peer = fanout["reference"]["latency_ms"]["p95"], fanout["websockets"]["latency_ms"]["p95"]
     lines.append(f"| fanout 500 subscribers: p95 latency, ms | {ref} | {peer} | {ratio(ref, peer)} | lower is better |")
     capacity = results["generator"]
-    lines += ["", f"One generator process (locust + loadtest's fast WebSocket user) sustained "
+    bound = "at least " if capacity["highest_rate_held"] else ""  # the top rate tried still held: a lower bound
+    lines += ["", f"One generator process (locust + loadtest's fast WebSocket user) sustained {bound}"
               f"**{capacity['sustained_frames_per_s']} received frames/s** against the websockets peer "
               f"(fanout to 500 subscribers, exact delivery, p95 <= {capacity['p95_limit_ms']:g} ms):", "",
               "| broadcasts/s | frames/s delivered | delivery | p95 ms | generator CPU % | target CPU % | verdict |",
