@@ -41,7 +41,9 @@ def wait_listening(port: int, process: ManagedProcess, timeout: float) -> bool:
             with socket.socket() as probe:
                 probe.bind(("127.0.0.1", port))
         except OSError:
-            return True
+            # bound, by QEMU or by someone who took the port first; QEMU exits at once when it loses that race
+            time.sleep(0.2)
+            return process.alive()
         time.sleep(0.05)
     return False
 
