@@ -25,6 +25,7 @@ LEAK_WARMUP_MESSAGES = 100
 # A leak shows as free memory falling with traffic. Allowed drift between the readings: allocator noise, caches.
 LEAK_ALLOWANCE_BYTES = 16 * 1024
 LEAK_ALLOWANCE_FRACTION = 0.05
+SOAK_STATUS_EVERY_S = 30.0
 
 
 def get_json(url: str) -> dict[str, Any]:
@@ -146,14 +147,21 @@ def test_free_memory_after_boot_and_websocket_messages(target: Any, base_url: st
 
 
 @pytest.mark.needs(SERIAL, NETWORK)
-def test_soak_echo_traffic(target: Any, base_url: str, soak_seconds: float,
+def test_soak_echo_traffic(target: Any, base_url: str, soak_seconds: float, capsys: pytest.CaptureFixture[str],
                            record_property: Callable[[str, object], None]) -> None:
     """Echo traffic for --soak-seconds with the console watched (a panic or reset fails this test)."""
-    deadline = time.monotonic() + soak_seconds
+    started = time.monotonic()
+    deadline = started + soak_seconds
+    next_status = started + SOAK_STATUS_EVERY_S
     rounds = messages = 0
     while time.monotonic() < deadline:
         messages += ws_echo_round_trips(base_url, 50, lambda i: f"soak {rounds}/{i}")
         rounds += 1
+        if time.monotonic() >= next_status:  # a steady status line: a long soak is not silent
+            next_status += SOAK_STATUS_EVERY_S
+            with capsys.disabled():
+                print(f"\nsoak {target.name}: {time.monotonic() - started:.0f}/{soak_seconds:.0f} s, "
+                      f"{messages} echoes, console events: {len(target.events_since(0))}", flush=True)
     record_property("soak_messages", messages)
     assert messages > 0
     assert get_json(base_url + "/health")["status"] == "ok"
