@@ -108,15 +108,19 @@ def _vhil_console_watch(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     state = {"target": serial_target, "events": serial_target.console.event_count(),
-             "log": serial_target.console.log.position(), "failed_by_event": False}
+             "log": serial_target.console.log.position(), "failed_by_event": False, "failed": False}
     request.node.stash[_watch_key] = state
     yield
-    if state["failed_by_event"]:
+    if (state["failed_by_event"] or state["failed"]) and not serial_target.broken:
+        from hil.serial.console import ConsoleClosed
         from hil.serial.target import BoardUnrecoverable
 
         try:
-            serial_target.recover()
-        except (BoardUnrecoverable, SetupError) as exc:
+            if state["failed_by_event"]:
+                serial_target.recover()  # it panicked or reset: let it reboot, or reset it
+            else:
+                serial_target.ensure_responsive()  # a test that failed may have left it hung
+        except (BoardUnrecoverable, SetupError, ConsoleClosed) as exc:
             serial_target.broken = str(exc)  # later tests fail fast with this reason instead of timing out
 
 
@@ -171,6 +175,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = item.stash.get(_watch_key, None)
     if state is None or report.when != "call":
         return
+    state["failed"] = report.failed
     target = state["target"]
     events = target.events_since(state["events"])
     serial_log = _serial_slice(state)

@@ -24,6 +24,14 @@ def test_app_is_back_after_recovery(base_url):
     import urllib.request
     assert urllib.request.urlopen(base_url + "/health", timeout=10).status == 200
 
+def test_board_hangs_mid_test(target, base_url):
+    import os, signal, urllib.request
+    os.kill(target.process.pid, signal.SIGSTOP)  # what hang-after does: the chip stops, nothing answers
+    urllib.request.urlopen(base_url + "/health", timeout=1)
+
+def test_hung_board_was_hard_reset(dut):
+    assert dut.exec_ok("print(7*6)").strip() == "42"
+
 def test_plain_failure_carries_serial_log(dut):
     dut.exec_ok("print('marker-from-the-board')")
     assert False, "deliberate"
@@ -59,7 +67,10 @@ def test_panic_fails_its_test_with_backtrace_and_the_session_goes_on(tmp_path: P
     plain = by_name["test_plain_failure_carries_serial_log"].find("failure")
     assert plain is not None and "deliberate" in (plain.text or "")
     assert "serial log during the test" in (plain.text or "") and "marker-from-the-board" in (plain.text or "")
-    assert "2 failed, 2 passed" in result.stdout, result.stdout
+    assert by_name["test_board_hangs_mid_test"].find("failure") is not None
+    assert by_name["test_hung_board_was_hard_reset"].find("failure") is None
+    assert by_name["test_hung_board_was_hard_reset"].find("error") is None
+    assert "3 failed, 3 passed" in result.stdout, result.stdout
     assert (tmp_path / "logs" / "sim" / "serial.log").is_file()
     recorded = json.loads((tmp_path / "logs" / "sim" / "console-events.json").read_text())["events"]
     panic = next(event for event in recorded if event["kind"] == "panic")

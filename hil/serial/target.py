@@ -19,6 +19,7 @@ from hil.targets.base import NETWORK, Target
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 30.0
+RESPONSIVE_TIMEOUT_S = 3.0
 
 
 class BoardUnrecoverable(Exception):
@@ -177,6 +178,19 @@ class SerialTarget(Target):
             # one hard reset; a reset loop persists through it and wait_booted reports it again, quickly
             self.broken = None
             self.hard_reset()
+            self.wait_booted()
+
+    def ensure_responsive(self, timeout: float = RESPONSIVE_TIMEOUT_S) -> None:
+        """After a failed test: a board that no longer answers at the REPL (hung) is hard-reset."""
+        assert self.repl is not None and self.console is not None
+        self.app_running = False
+        self.base_url = None
+        try:
+            self.repl.recover(timeout=timeout)
+        except ConsoleTimeout:
+            self.console.log.note(f"no prompt within {timeout:g} s after a failed test: hard reset")
+            with self.console.expecting(RESET, REBOOT, TRACEBACK):
+                self.hard_reset()
             self.wait_booted()
 
     def stop(self) -> None:
