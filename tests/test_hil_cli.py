@@ -59,6 +59,18 @@ def test_board_on_arbitrary_pty_panicking_makes_exec_exit_1_with_panic(tmp_path:
     assert any("Backtrace: 0x400d719f:0x3ffbf0f0" in line for line in lines[1:])
 
 
+@pytest.mark.skipif(shutil.which("addr2line") is None or not Path("/bin/true").is_file(), reason="needs binutils")
+def test_inventory_elf_and_addr2line_decode_the_backtrace(tmp_path: Path, panicking_pty: str) -> None:
+    """The wiring from the inventory to the decoder (a host ELF: the addresses resolve to ??, but through addr2line)."""
+    boards = tmp_path / "boards.toml"
+    boards.write_text(f'[[board]]\nid = "bench"\nchip = "esp32"\nport = "{panicking_pty}"\nreset = "soft"\n'
+                      'elf = "/bin/true"\naddr2line = "addr2line"\n')
+    result = vhil("hil", "exec", "--target", "board:bench", "--boards", str(boards), "print(1)")
+    assert result.returncode == 1 and result.stderr.startswith("panic: ")
+    decoded = result.stderr.split("decoded backtrace:", 1)[1].splitlines()
+    assert int(decoded[1].split(":")[0], 16) == 0x400D719F  # one line per frame, in backtrace order
+
+
 def test_brownout_loop_is_reported_and_does_not_hang() -> None:
     result = vhil("hil", "exec", "--target", "sim", "print(1)", env={"VHIL_SIM_FAULTS": "brownout-loop"}, timeout=60)
     assert result.returncode == 1
