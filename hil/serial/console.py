@@ -26,6 +26,7 @@ from hil.serial.events import FATAL_KINDS, PANIC, Addr2Line, ConsoleEvent, Conso
 IDLE_WAKE_S = 0.2  # how often an idle reader checks whether the console was closed
 POLL_S = 0.005  # ports without a selectable descriptor (rfc2217://) are read this often
 READ_SIZE = 65536
+WRITE_TIMEOUT_S = 10.0
 PANIC_DUMP_GRACE_S = 2.0  # after a panic line, how long to let the rest of the dump arrive before reporting it
 
 
@@ -131,7 +132,9 @@ class SerialConsole:
 
     def _connect(self, url: str) -> None:
         try:
-            port = serial.serial_for_url(url, do_not_open=True, baudrate=self.baud, timeout=0, write_timeout=10)
+            port = serial.serial_for_url(url, do_not_open=True, baudrate=self.baud, timeout=0)
+            if not url.startswith("rfc2217://"):  # pyserial's rfc2217 refuses to open with a write timeout
+                port.write_timeout = WRITE_TIMEOUT_S  # a board that stopped reading must not block the runner
             # deasserted DTR/RTS on open: on ESP32 dev boards they drive EN/IO0, asserting them resets the chip
             port.dtr = False
             port.rts = False
