@@ -110,6 +110,9 @@ def test_board_filesystem_is_the_temporary_directory(sim: Sim) -> None:
         out = repl.exec_ok("import os, hashlib\nf = open('/hello.txt', 'w'); f.write('hi'); f.close()\n"
                            "print(os.getcwd(), os.listdir('/'), hashlib.sha256(b'x').hexdigest()[:8])")
         assert out.strip() == "/ ['hello.txt'] 2d711642"
+        ticks = repl.exec_ok("import time\nt = time.ticks_ms()\ntime.sleep_ms(20)\n"
+                             "print(time.ticks_diff(time.ticks_ms(), t) >= 20, time.ticks_diff(1, (1 << 30) - 1))")
+        assert ticks.strip() == "True 2"  # MicroPython's time API, wrap-around included
         assert (sim.fs / "hello.txt").read_text() == "hi"
         error = repl.exec("open('/../../etc/hostname')").error  # the board's flash is its only filesystem
         assert error.strip().splitlines()[-1] == "OSError: [Errno 2] ENOENT"

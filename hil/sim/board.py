@@ -200,11 +200,12 @@ class SimBoard:
             PWRON_RESET=1, HARD_RESET=2, WDT_RESET=3, DEEPSLEEP_RESET=4, SOFT_RESET=5,
         )
         sys.modules["machine"] = machine
-        os_module = self.fs.os_module()
+        board_modules = {"os": self.fs.os_module(), "time": _micropython_time()}
+        board_modules.update(uos=board_modules["os"], utime=board_modules["time"])
         real_import = builtins.__import__
 
         def board_import(name: str, *args: Any, **kwargs: Any) -> Any:
-            return os_module if name in ("os", "uos") else real_import(name, *args, **kwargs)
+            return board_modules.get(name) or real_import(name, *args, **kwargs)
 
         board_builtins = dict(vars(builtins), open=self.fs.open, __import__=board_import)
         self.globals = {"__name__": "__main__", "__builtins__": board_builtins}
@@ -392,6 +393,21 @@ class _ConsoleStdout:
 
     def isatty(self) -> bool:
         return False
+
+
+def _micropython_time() -> types.ModuleType:
+    """CPython's time plus MicroPython's ticks and sleeps (ticks wrap at 2**30, as on the ESP32 port)."""
+    module = types.ModuleType("time")
+    module.__dict__.update({k: getattr(time, k) for k in dir(time) if not k.startswith("__")})
+    period = 1 << 30
+    module.__dict__.update(
+        sleep_ms=lambda ms: time.sleep(ms / 1000), sleep_us=lambda us: time.sleep(us / 1_000_000),
+        ticks_ms=lambda: int(time.monotonic() * 1000) % period,
+        ticks_us=lambda: int(time.monotonic() * 1_000_000) % period,
+        ticks_add=lambda ticks, delta: (ticks + delta) % period,
+        ticks_diff=lambda end, start: ((end - start + period // 2) % period) - period // 2,
+    )
+    return module
 
 
 def _rss_bytes() -> int:
