@@ -18,6 +18,8 @@ import serial.rfc2217
 from hil.serial.console import SerialConsole
 from hil.serial.repl import RawRepl
 
+pytestmark = pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")  # pyserial's own
+
 
 class _PtyPort(serial.Serial):
     """A pty has no modem lines: report them low and ignore DTR/RTS, as ser2net does with ign_set_control."""
