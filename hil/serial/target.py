@@ -177,8 +177,7 @@ class SerialTarget(Target):
         except BoardUnrecoverable:
             # one hard reset; a reset loop persists through it and wait_booted reports it again, quickly
             self.broken = None
-            self.hard_reset()
-            self.wait_booted()
+            self._hard_reset_and_boot()
 
     def ensure_responsive(self, timeout: float = RESPONSIVE_TIMEOUT_S) -> None:
         """After a failed test: a board that no longer answers at the REPL (hung) is hard-reset."""
@@ -189,9 +188,13 @@ class SerialTarget(Target):
             self.repl.recover(timeout=timeout)
         except ConsoleTimeout:
             self.console.log.note(f"no prompt within {timeout:g} s after a failed test: hard reset")
-            with self.console.expecting(RESET, REBOOT, TRACEBACK):
-                self.hard_reset()
-            self.wait_booted()
+            self._hard_reset_and_boot()
+
+    def _hard_reset_and_boot(self) -> None:
+        assert self.console is not None
+        with self.console.expecting(RESET, REBOOT, TRACEBACK):  # the reset line may come before wait_booted looks
+            self.hard_reset()
+        self.wait_booted()
 
     def stop(self) -> None:
         if self.console is not None and self.log_dir is not None:
