@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    # a shell starts background jobs with SIGINT ignored; Ctrl-C (or a CI runner's SIGINT) must still stop us
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.func(args) or 0)
     except SetupError as exc:
