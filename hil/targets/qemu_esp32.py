@@ -26,10 +26,9 @@ from urllib.parse import urlsplit
 
 from hil.errors import SetupError
 from hil.serial.repl import DeployedFile
-from hil.serial.target import SerialTarget
 from hil.targets.base import NETWORK, SERIAL, Availability
 from hil.targets.process import ManagedProcess
-from hil.targets.qemu_microbit import free_tcp_port, wait_listening
+from hil.targets.qemu import QemuTarget, free_tcp_port, wait_listening
 
 DEFAULT_BINARY = "qemu-system-xtensa"
 INSTALL_HINT = ("build or download Espressif's QEMU (https://github.com/espressif/qemu/releases, "
@@ -91,16 +90,13 @@ def machine_supported(binary: str) -> bool:
 
 
 @dataclass
-class QemuEsp32Target(SerialTarget):
-    kind: str = "qemu"
+class QemuEsp32Target(QemuTarget):
     capabilities: frozenset[str] = frozenset({SERIAL, NETWORK})
     binary: str = DEFAULT_BINARY
     firmware: Path | None = None
     fs_image: Path | None = None
     fs_offset: int = DEFAULT_FS_OFFSET
-    process: ManagedProcess | None = None
     work_dir: Path | None = None
-    serial_port: int = 0
     http_port: int = 0
 
     def availability(self) -> Availability:
@@ -114,9 +110,6 @@ class QemuEsp32Target(SerialTarget):
         if self.fs_image is not None and not self.fs_image.is_file():
             return Availability(False, f"VHIL_ESP32_FS_IMAGE={self.fs_image} not found")
         return Availability(True)
-
-    def console_url(self) -> str:
-        return f"socket://127.0.0.1:{self.serial_port}"
 
     def dut_config(self) -> dict[str, object]:
         return {"host": "0.0.0.0", "port": DUT_PORT}
@@ -163,23 +156,9 @@ class QemuEsp32Target(SerialTarget):
         self.details["fs_image"] = "built (littlefs)"
         return image
 
-    def hard_reset(self) -> None:
-        """A power cycle: QEMU restarted on a freshly merged image (the filesystem image is rewritten too)."""
-        self._stop_qemu()
-        self.launch()
-        if self.console is not None:
-            self.console.reconnect(self.console_url())
-        else:
-            self.open_console()
-
-    def stop(self) -> None:
-        super().stop()
-        self._stop_qemu()
-
-    def _stop_qemu(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
+    def stop_qemu(self) -> None:
+        """Also drops the merged flash image: a hard reset boots a freshly merged one."""
+        super().stop_qemu()
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self.work_dir = None

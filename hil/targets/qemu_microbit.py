@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from hil.errors import SetupError
-from hil.serial.target import SerialTarget
 from hil.targets.base import SERIAL, Availability
 from hil.targets.process import ManagedProcess
+from hil.targets.qemu import QemuTarget, free_tcp_port, wait_listening
 
 QEMU_BINARY = "qemu-system-arm"
 FIRMWARE = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
@@ -24,43 +22,16 @@ PORT_ATTEMPTS = 3
 LISTEN_TIMEOUT_S = 10.0
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_listening(port: int, process: ManagedProcess, timeout: float) -> bool:
-    """True once 127.0.0.1:port accepts; False if the process exited first (e.g. the port was taken)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not process.alive():
-            return False
-        try:
-            # a probe connection would take QEMU's single client slot; checking the bound socket is enough
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", port))
-        except OSError:
-            # bound, by QEMU or by someone who took the port first; QEMU exits at once when it loses that race
-            time.sleep(0.2)
-            return process.alive()
-        time.sleep(0.05)
-    return False
-
-
 def qemu_microbit_argv(binary: str, firmware: Path, serial_port: int) -> list[str]:
     return [binary, "-M", "microbit", "-device", f"loader,file={firmware}", "-nographic", "-monitor", "none",
             "-serial", f"tcp:127.0.0.1:{serial_port},server=on,wait=off"]
 
 
 @dataclass
-class QemuMicrobitTarget(SerialTarget):
-    kind: str = "qemu"
+class QemuMicrobitTarget(QemuTarget):
     capabilities: frozenset[str] = frozenset({SERIAL})
     binary: str = QEMU_BINARY
     firmware: Path = FIRMWARE
-    process: ManagedProcess | None = None
-    serial_port: int = 0
 
     def availability(self) -> Availability:
         if shutil.which(self.binary) is None:
@@ -68,9 +39,6 @@ class QemuMicrobitTarget(SerialTarget):
         if not self.firmware.is_file():
             return Availability(False, f"{self.firmware} not found; install it: {INSTALL_HINT}")
         return Availability(True)
-
-    def console_url(self) -> str:
-        return f"socket://127.0.0.1:{self.serial_port}"
 
     def launch(self) -> None:
         availability = self.availability()
@@ -86,22 +54,6 @@ class QemuMicrobitTarget(SerialTarget):
                 return
             self.process.stop()  # lost the race for the port: try another
         raise SetupError(f"target {self.name}: QEMU did not open its serial port; output: {self.process.output()[-300:]}")
-
-    def hard_reset(self) -> None:
-        """A power cycle: QEMU is restarted (no monitor, no reset line) and the console reconnected."""
-        if self.process is not None:
-            self.process.stop()
-        self.launch()
-        if self.console is not None:
-            self.console.reconnect(self.console_url())
-        else:
-            self.open_console()
-
-    def stop(self) -> None:
-        super().stop()
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
 
 
 def make_qemu_microbit_target(name: str, boards_path: object = None) -> QemuMicrobitTarget:
