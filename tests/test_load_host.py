@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_load_faults import failed_checks, run_load
+from test_load_faults import failed_checks, run_load
 
 
 def test_fanout_on_host_delivers_everything_and_writes_reports(tmp_path: Path) -> None:
