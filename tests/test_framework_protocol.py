@@ -204,6 +204,14 @@ def micropython_seam(monkeypatch: pytest.MonkeyPatch):
     importlib.reload(compat)
 
 
+@pytest.mark.parametrize("size", [1, 3, compat.TRANSLATE_MIN - 1, compat.TRANSLATE_MIN, compat.TRANSLATE_MIN + 3, 70001])
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_unmask_paths_agree_with_the_definition(size: int, offset: int) -> None:
+    data = bytes((i * 7 + 3) & 0xFF for i in range(size))
+    mask = b"\x01\x82\x33\xf4"
+    assert compat.unmask_bytes(data, mask, offset) == bytes(b ^ mask[(i + offset) % 4] for i, b in enumerate(data))
+
+
 def test_fallback_unmask_matches_the_fast_path(micropython_seam) -> None:
     data = bytes(range(256)) * 5 + b"tail"
     expected = bytes(b ^ (b"\x11\x22\x33\x44"[(i + 3) % 4]) for i, b in enumerate(data))

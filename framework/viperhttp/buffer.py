@@ -43,7 +43,7 @@ class ByteBuffer:
             yield
         start = self._pos
         self._pos = start + n
-        return bytes(self._buf[start:self._pos])
+        return bytes(memoryview(self._buf)[start:self._pos])  # one copy, not a slice and then a copy
 
     def read_some(self, limit):
         """Between 1 and `limit` bytes: whatever has arrived."""
@@ -53,7 +53,7 @@ class ByteBuffer:
             yield
         start = self._pos
         self._pos = min(len(self._buf), start + limit)
-        return bytes(self._buf[start:self._pos])
+        return bytes(memoryview(self._buf)[start:self._pos])
 
     def read_line(self, limit):
         """A line without its CRLF; LimitExceeded when none ends within `limit` bytes."""

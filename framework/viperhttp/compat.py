@@ -63,6 +63,17 @@ if sha1 is None:  # some MicroPython builds (the WebAssembly port among them) le
             return b"".join(x.to_bytes(4, "big") for x in h)
 
 
+_XOR_TABLES = {}  # mask byte -> translation table XOR-ing every byte with it (CPython path, built on demand)
+TRANSLATE_MIN = 4096  # below this, big-integer XOR is faster than four strided translations
+
+
+def _xor_table(key):
+    table = _XOR_TABLES.get(key)
+    if table is None:
+        table = _XOR_TABLES[key] = bytes(b ^ key for b in range(256))
+    return table
+
+
 def unmask_bytes(data, mask, offset=0):
     """XOR `data` with the 4-byte `mask`, as if `data` started `offset` bytes into the masked payload."""
     n = len(data)
@@ -76,6 +87,12 @@ def unmask_bytes(data, mask, offset=0):
         out = bytearray(data)
         for i in range(n):
             out[i] ^= mask[i & 3]
+        return bytes(out)
+    if n >= TRANSLATE_MIN:
+        # every 4th byte shares a mask byte: four C-speed translations instead of one big-integer round trip
+        out = bytearray(data)
+        for lane in range(4):
+            out[lane::4] = data[lane::4].translate(_xor_table(mask[lane]))
         return bytes(out)
     key = (mask * ((n >> 2) + 1))[:n]
     return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
