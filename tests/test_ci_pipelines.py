@@ -29,8 +29,9 @@ def test_every_vhil_command_in_the_pipeline_parses(path: Path) -> None:
     assert len(lines) >= 3, "the pipeline runs flash, the matrix and more"
     parser = build_parser()
     for line in lines:
-        words = [w.replace("${{ matrix.board }}", "esp32-devkit") for w in shlex.split(line)[1:]]
-        words = [w.replace("$BOARD", "esp32-devkit").replace("$VHIL_BOARDS", "boards.toml") for w in words]
+        for variable in ("${{ matrix.board }}", "$BOARD"):
+            line = line.replace(variable, "esp32-devkit")
+        words = shlex.split(line.replace("$VHIL_BOARDS", "boards.toml"))[1:]
         try:
             parser.parse_args(words)
         except SystemExit as exc:
