@@ -21,10 +21,12 @@ class Transport:
     """One connection's byte stream after the HTTP request: reads, and a bounded send buffer.
 
     Every write goes through `send` (which waits while the buffer is over the limit) or `send_nowait` (which
-    refuses instead), and one writer task flushes the buffer in order. That lets a broadcast hand a frame to
-    many members without waiting for any of them, and lets a member that stops reading be recognised by its
-    buffer passing the limit. It is also the seam other byte carriers (a bridge into a MicroPython VM) plug
-    into: anything with read/send/send_nowait/close/abort serves the WebSocket layer.
+    refuses instead). While the writer task is idle, bytes go straight to the stream (no task switch per frame,
+    which is most of a broadcast's cost); once the stream has a backlog, they queue and the writer task drains
+    them in order. That lets a broadcast hand a frame to many members without waiting for any of them, and
+    lets a member that stops reading be recognised by its queue passing the limit. It is also the seam other
+    byte carriers (a bridge into a MicroPython VM) plug into: anything with read/send/send_nowait/close/abort
+    serves the WebSocket layer.
     """
 
     def __init__(self, reader, writer, send_buffer_limit=DEFAULT_SEND_BUFFER_LIMIT):
@@ -35,6 +37,7 @@ class Transport:
         self._pending = []
         self._pending_bytes = 0
         self._write_started = None  # ticks_ms() when the write in progress began
+        self._busy = False  # the writer task has bytes to write or a backlog to drain: new bytes must queue
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -65,9 +68,20 @@ class Transport:
             stuck = self._write_started is not None and ticks_diff(ticks_ms(), self._write_started) > SLOW_WRITER_GRACE_MS
             if stuck or self._pending_bytes > HARD_CAP_FACTOR * self.send_buffer_limit:
                 return False
-        for chunk in chunks:
-            self._pending.append(chunk)
-            self._pending_bytes += len(chunk)
+        if not self._busy:
+            try:
+                for chunk in chunks:
+                    self.writer.write(chunk)
+            except OSError:  # MicroPython writes to the socket at once, so a reset peer shows up here
+                self.abort()
+                return False
+            if _backlog(self.writer) == 0:
+                return True  # all of it handed to the operating system
+        else:
+            for chunk in chunks:
+                self._pending.append(chunk)
+                self._pending_bytes += len(chunk)
+        self._busy = True
         self._drained.clear()
         self._wake.set()
         return True
@@ -80,7 +94,7 @@ class Transport:
         self.send_nowait(chunks)
 
     async def flush(self):
-        while self._pending and not self.closed:
+        while self._busy and not self.closed:
             await self._drained.wait()
 
     async def _write_loop(self):
@@ -88,14 +102,16 @@ class Transport:
             while not self.closed:
                 await self._wake.wait()
                 self._wake.clear()
+                self._write_started = ticks_ms()
+                await self.writer.drain()  # the backlog of bytes written straight to the stream
                 while self._pending:
                     batch, self._pending = self._pending, []
                     self._pending_bytes = 0
                     # one write per batch: a burst of small frames costs one system call, not one each
-                    self._write_started = ticks_ms()
                     self.writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
                     await self.writer.drain()
-                    self._write_started = None
+                self._write_started = None
+                self._busy = False
                 self._drained.set()
         except OSError:
             self.abort()
@@ -128,6 +144,15 @@ class Transport:
         self.closed = True
         self._wake.set()
         await _close_stream(self.writer)
+
+
+def _backlog(writer):
+    """Bytes the stream holds that the operating system has not taken; None where the stream cannot tell."""
+    transport = getattr(writer, "transport", None)
+    if transport is not None and hasattr(transport, "get_write_buffer_size"):
+        return transport.get_write_buffer_size()  # CPython
+    out_buf = getattr(writer, "out_buf", None)  # MicroPython's asyncio stream
+    return None if out_buf is None else len(out_buf)
 
 
 def _abort_stream(writer):
