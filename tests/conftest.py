@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
 from viperhttp.server import Server
 
 
@@ -45,3 +50,24 @@ def dut_port() -> Iterator[int]:
 
     with serve_in_thread(load_dut_module().app) as port:
         yield port
+
+
+@dataclass(frozen=True)
+class SimulatedBoard:
+    pty: str  # the board's serial port
+    pid: int  # the simulator process (SIGUSR2 pulls its EN pin)
+    fs: Path  # its flash filesystem
+
+
+@contextmanager
+def simulated_board(fs: Path, faults: str = "") -> Iterator[SimulatedBoard]:
+    """The simulated ESP32 (`python -m hil.sim`) on a fresh pty with VHIL_SIM_FAULTS=`faults`."""
+    proc = subprocess.Popen([sys.executable, "-m", "hil.sim", "--fs", str(fs)], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True, env=dict(os.environ, VHIL_SIM_FAULTS=faults))
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("pty "), line
+        yield SimulatedBoard(line.split()[1], proc.pid, fs)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import simulated_board
 
 from hil.targets.qemu_microbit import FIRMWARE
 
@@ -25,13 +25,8 @@ def vhil(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> 
 @pytest.fixture
 def panicking_pty(tmp_path: Path) -> Iterator[str]:
     """An arbitrary pty whose board prints an ESP-IDF panic when code runs (the sim, started by hand)."""
-    proc = subprocess.Popen([sys.executable, "-m", "hil.sim", "--fs", str(tmp_path / "fs")], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True, env=dict(os.environ, VHIL_SIM_FAULTS="panic-on-exec"))
-    try:
-        yield proc.stdout.readline().split()[1]
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    with simulated_board(tmp_path / "fs", faults="panic-on-exec") as board:
+        yield board.pty
 
 
 def test_exec_prints_output_on_sim() -> None:

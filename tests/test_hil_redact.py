@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import simulated_board
 
 from hil import redact as redaction
 from hil.serial.console import SerialLog
@@ -20,18 +20,12 @@ ENV = {"VHIL_TEST_WIFI_SSID": "lab-net", "VHIL_TEST_WIFI_PASSWORD": SECRET}
 @pytest.fixture
 def board_inventory(tmp_path: Path) -> Iterator[Path]:
     """An inventory board on a simulated board's pty, with Wi-Fi credentials from the environment."""
-    proc = subprocess.Popen([sys.executable, "-m", "hil.sim", "--fs", str(tmp_path / "fs")], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True, env=dict(os.environ, VHIL_SIM_FAULTS=""))
-    pty = proc.stdout.readline().split()[1]
-    boards = tmp_path / "boards.toml"
-    boards.write_text(f'[[board]]\nid = "wifi-board"\nchip = "esp32"\nport = "{pty}"\nreset = "soft"\n'
-                      'base_url = "http://127.0.0.1:9"\n'  # the app is not started: no port 80 on a host
-                      '[board.wifi]\nssid_env = "VHIL_TEST_WIFI_SSID"\npassword_env = "VHIL_TEST_WIFI_PASSWORD"\n')
-    try:
+    with simulated_board(tmp_path / "fs") as board:
+        boards = tmp_path / "boards.toml"
+        boards.write_text(f'[[board]]\nid = "wifi-board"\nchip = "esp32"\nport = "{board.pty}"\nreset = "soft"\n'
+                          'base_url = "http://127.0.0.1:9"\n'  # the app is not started: no port 80 on a host
+                          '[board.wifi]\nssid_env = "VHIL_TEST_WIFI_SSID"\npassword_env = "VHIL_TEST_WIFI_PASSWORD"\n')
         yield boards
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def test_serial_log_masks_a_secret_split_across_reads(tmp_path: Path) -> None:

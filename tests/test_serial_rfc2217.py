@@ -2,11 +2,7 @@
 PortManager bridging a TCP socket to the board's pty, as ser2net does on a board farm)."""
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +10,7 @@ from typing import Iterator
 import pytest
 import serial
 import serial.rfc2217
+from conftest import simulated_board
 
 from hil.serial.console import SerialConsole
 from hil.serial.repl import RawRepl
@@ -77,9 +74,12 @@ def _bridge(listener: socket.socket, port: serial.Serial, stop: threading.Event)
 
 @pytest.fixture
 def rfc2217_url(tmp_path: Path) -> Iterator[str]:
-    sim = subprocess.Popen([sys.executable, "-m", "hil.sim", "--fs", str(tmp_path / "fs")], stdout=subprocess.PIPE,
-                           text=True, start_new_session=True, env=dict(os.environ, VHIL_SIM_FAULTS=""))
-    port = _PtyPort(sim.stdout.readline().split()[1], 115200, timeout=0)
+    with simulated_board(tmp_path / "fs") as board:
+        yield from _rfc2217_bridge(board.pty)
+
+
+def _rfc2217_bridge(pty: str) -> Iterator[str]:
+    port = _PtyPort(pty, 115200, timeout=0)
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
     bridge = threading.Thread(target=_bridge, args=(listener, port, stop), daemon=True)
@@ -91,8 +91,6 @@ def rfc2217_url(tmp_path: Path) -> Iterator[str]:
         bridge.join(timeout=5)
         listener.close()
         port.close()
-        os.killpg(sim.pid, signal.SIGKILL)
-        sim.wait(5)
 
 
 def test_exec_and_deploy_over_rfc2217(rfc2217_url: str) -> None:

@@ -2,28 +2,21 @@
 an independent implementation of the host side of the protocol."""
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from conftest import simulated_board
 
 pytestmark = pytest.mark.skipif(shutil.which("mpremote") is None, reason="needs mpremote (pip install mpremote)")
 
 
 @pytest.fixture
 def sim_pty(tmp_path: Path) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "hil.sim", "--fs", str(tmp_path / "fs")], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True, env=dict(os.environ, VHIL_SIM_FAULTS=""))
-    try:
-        yield proc.stdout.readline().split()[1]
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
+    with simulated_board(tmp_path / "fs") as board:
+        yield board.pty
 
 
 def mpremote(pty: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import serial
+from conftest import SimulatedBoard, simulated_board
 
 from hil.serial.console import SerialConsole
 from hil.serial.repl import RawRepl
@@ -19,26 +18,10 @@ BANNER = (b"MicroPython v1.23.0 on 2024-06-02; Generic ESP32 module with ESP32\r
           b'Type "help()" for more information.\r\n>>> ')
 
 
-class Sim:
-    def __init__(self, fs: Path, faults: str = "") -> None:
-        env = dict(os.environ, VHIL_SIM_FAULTS=faults)
-        self.proc = subprocess.Popen([sys.executable, "-m", "hil.sim", "--fs", str(fs)], stdout=subprocess.PIPE,
-                                     env=env, start_new_session=True, text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("pty "), line
-        self.pty = line.split()[1]
-        self.fs = fs
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(5)
-
-
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Sim]:
-    board = Sim(tmp_path / "fs")
-    yield board
-    board.stop()
+def sim(tmp_path: Path) -> Iterator[SimulatedBoard]:
+    with simulated_board(tmp_path / "fs") as board:
+        yield board
 
 
 def read_until(port: serial.Serial, end: bytes, timeout: float = 5.0) -> bytes:
@@ -50,9 +33,9 @@ def read_until(port: serial.Serial, end: bytes, timeout: float = 5.0) -> bytes:
     return data
 
 
-def test_power_on_rom_lines_banner_and_repls_byte_exact(sim: Sim) -> None:
+def test_power_on_rom_lines_banner_and_repls_byte_exact(sim: SimulatedBoard) -> None:
     with serial.Serial(sim.pty, 115200, timeout=0.2) as port:  # opening flushes what the board printed before
-        os.kill(sim.proc.pid, signal.SIGUSR2)  # the EN pin: boot again while we listen
+        os.kill(sim.pid, signal.SIGUSR2)  # the EN pin: boot again while we listen
         boot = read_until(port, b">>> ")
         assert boot.startswith(b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n")
         assert b"entry 0x40080680\r\n" in boot and boot.endswith(BANNER)
@@ -79,7 +62,7 @@ def test_power_on_rom_lines_banner_and_repls_byte_exact(sim: Sim) -> None:
         assert read_until(port, b">>> ") == b"\r\n" + BANNER
 
 
-def test_ctrl_c_interrupts_running_code_and_soft_reboot_runs_main(sim: Sim) -> None:
+def test_ctrl_c_interrupts_running_code_and_soft_reboot_runs_main(sim: SimulatedBoard) -> None:
     (sim.fs / "main.py").write_text("print('main ran')\n")
     with serial.Serial(sim.pty, 115200, timeout=0.2) as port:
         port.write(b"\r")
@@ -102,7 +85,7 @@ def test_ctrl_c_interrupts_running_code_and_soft_reboot_runs_main(sim: Sim) -> N
         assert read_until(port, b">>> ") == b"\r\nMPY: soft reboot\r\nmain ran\r\n" + BANNER
 
 
-def test_board_filesystem_is_the_temporary_directory(sim: Sim) -> None:
+def test_board_filesystem_is_the_temporary_directory(sim: SimulatedBoard) -> None:
     console = SerialConsole(sim.pty)
     try:
         repl = RawRepl(console)
@@ -121,17 +104,16 @@ def test_board_filesystem_is_the_temporary_directory(sim: Sim) -> None:
 
 
 def test_runner_falls_back_to_staged_writes_without_raw_paste(tmp_path: Path) -> None:
-    board = Sim(tmp_path / "fs", faults="no-raw-paste")
-    console = SerialConsole(board.pty)
-    try:
-        repl = RawRepl(console)
-        repl.recover()
-        code = "total = 0\n" + "".join(f"total += {i}\n" for i in range(40)) + "print(total)\n"
-        assert repl.exec_ok(code).strip() == str(sum(range(40)))
-        assert repl.raw_paste is False
-        data = bytes(range(256)) * 2
-        deployed = repl.deploy_file(data, "/blob.bin")
-        assert deployed.size == 512 and (board.fs / "blob.bin").read_bytes() == data
-    finally:
-        console.close()
-        board.stop()
+    with simulated_board(tmp_path / "fs", faults="no-raw-paste") as board:
+        console = SerialConsole(board.pty)
+        try:
+            repl = RawRepl(console)
+            repl.recover()
+            code = "total = 0\n" + "".join(f"total += {i}\n" for i in range(40)) + "print(total)\n"
+            assert repl.exec_ok(code).strip() == str(sum(range(40)))
+            assert repl.raw_paste is False
+            data = bytes(range(256)) * 2
+            deployed = repl.deploy_file(data, "/blob.bin")
+            assert deployed.size == 512 and (tmp_path / "fs" / "blob.bin").read_bytes() == data
+        finally:
+            console.close()
