@@ -124,7 +124,13 @@ def _vhil_console_watch(request: pytest.FixtureRequest) -> Iterator[None]:
             serial_target.broken = str(exc)  # later tests fail fast with this reason instead of timing out
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    # labgrid installs a pytest plugin with its own `target` fixture; this suite drives labgrid through its
+    # client instead, so that plugin must not shadow ours (also where pyproject's `-p no:labgrid` is not read).
+    labgrid_plugin = config.pluginmanager.get_plugin("labgrid")
+    if labgrid_plugin is not None:
+        config.pluginmanager.unregister(labgrid_plugin)
     config.addinivalue_line("markers", "needs(*capabilities): capabilities the target must offer (serial, network, flash)")
 
 
