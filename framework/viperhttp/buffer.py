@@ -56,21 +56,27 @@ class ByteBuffer:
         return bytes(memoryview(self._buf)[start:self._pos])
 
     def read_line(self, limit):
-        """A line without its CRLF; LimitExceeded when none ends within `limit` bytes."""
-        scanned = self._pos
+        """A line without its CRLF; LimitExceeded when none ends within `limit` bytes.
+
+        The same bytes give the same lines however they are split across feeds: the scan resumes where it
+        stopped, counted from the unread start (feed() may move that start to 0), and a line of exactly `limit`
+        bytes is accepted whether its CR arrives with its LF or before it."""
+        scanned = 0  # bytes after the unread start already searched for a CRLF
         while True:
+            start = self._pos
             # bytes(...) because MicroPython's bytearray has no find(); headers are small
-            end = bytes(self._buf[scanned:]).find(b"\r\n")
+            end = bytes(self._buf[start + scanned:]).find(b"\r\n")
             if end >= 0:
                 end += scanned
-                if end - self._pos > limit:
+                if end > limit:
                     raise LimitExceeded()
-                line = bytes(self._buf[self._pos:end])
-                self._pos = end + 2
+                line = bytes(self._buf[start:start + end])
+                self._pos = start + end + 2
                 return line
-            if len(self._buf) - self._pos > limit:
-                raise LimitExceeded()
+            waiting = len(self._buf) - start
+            if waiting > limit + 1 or (waiting == limit + 1 and self._buf[-1] != 0x0D):
+                raise LimitExceeded()  # no CRLF can end this line within the limit any more
             if self.eof:
                 raise EOFError("connection closed inside a line")
-            scanned = max(self._pos, len(self._buf) - 1)
+            scanned = waiting - 1 if waiting else 0  # a CR at the end may pair with the next LF
             yield
