@@ -18,7 +18,7 @@ from hil.redact import redact
 from hil.serial.console import ConsoleClosed, ConsoleEventError, ConsoleTimeout
 from hil.serial.events import BROWNOUT, FATAL_KINDS, PANIC, WATCHDOG
 from hil.serial.repl import ExecFailed, ExecTimeout, ReplError
-from hil.serial.target import BoardUnrecoverable, SerialTarget
+from hil.targets.serial import BoardUnrecoverable, SerialTarget
 from hil.targets import TARGET_HELP, Target, list_targets, resolve_target
 from hil.targets.base import FLASH, NETWORK, SERIAL
 

@@ -70,7 +70,7 @@ def target(target_name: str, request: pytest.FixtureRequest) -> Iterator[Target]
 
 
 def _serial_target(target: Target) -> Any:
-    from hil.serial.target import SerialTarget
+    from hil.targets.serial import SerialTarget
 
     return target if isinstance(target, SerialTarget) else None
 
@@ -113,7 +113,7 @@ def _vhil_console_watch(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if (state["failed_by_event"] or state["failed"]) and not serial_target.broken:
         from hil.serial.console import ConsoleClosed
-        from hil.serial.target import BoardUnrecoverable
+        from hil.targets.serial import BoardUnrecoverable
 
         try:
             if state["failed_by_event"]:

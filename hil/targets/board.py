@@ -12,7 +12,7 @@ from pathlib import Path
 from hil.errors import SetupError
 from hil.inventory import Board, load_inventory
 from hil.serial.events import Addr2Line
-from hil.serial.target import SerialTarget
+from hil.targets.serial import SerialTarget
 from hil.targets.base import FLASH, NETWORK, SERIAL, Availability
 
 

@@ -6,7 +6,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from hil.serial.target import SerialTarget
+from hil.targets.serial import SerialTarget
 from hil.targets.process import ManagedProcess
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hil.errors import SetupError
-from hil.serial.target import SerialTarget
+from hil.targets.serial import SerialTarget
 from hil.sim.faults import FAULTS_ENV, Faults
 from hil.targets.base import NETWORK, SERIAL
 from hil.targets.process import ManagedProcess
