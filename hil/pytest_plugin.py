@@ -49,24 +49,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("target_name", names, scope="session")
 
 
-@pytest.fixture(scope="session")
-def target(target_name: str, request: pytest.FixtureRequest) -> Iterator[Target]:
-    try:
-        tgt = resolve_target(target_name, _boards_path(request.config))
-    except SetupError as exc:
-        pytest.exit(f"--target {target_name}: {exc}", returncode=2)
-    availability = tgt.availability()
-    if not availability.ok:
-        pytest.skip(f"target {target_name} unavailable: {availability.reason}")
-    from hil.artifacts import target_slug
+class _TargetFixture:
+    """The `target` fixture, registered from pytest_configure: after every entry-point plugin, so it wins over
+    labgrid's own `target` (pytest replays plugin registrations to its fixture parser, unregistered ones too)."""
 
-    logs = request.config.getoption("--target-logs")
-    if logs:
-        tgt.log_dir = Path(logs) / target_slug(target_name)
-    elif tgt.has(SERIAL):  # the serial log is what failures attach: keep one even when no folder was named
-        tgt.log_dir = request.getfixturevalue("tmp_path_factory").mktemp(target_slug(target_name))
-    with tgt:
-        yield tgt
+    @pytest.fixture(scope="session")
+    def target(self, target_name: str, request: pytest.FixtureRequest) -> Iterator[Target]:
+        try:
+            tgt = resolve_target(target_name, _boards_path(request.config))
+        except SetupError as exc:
+            pytest.exit(f"--target {target_name}: {exc}", returncode=2)
+        availability = tgt.availability()
+        if not availability.ok:
+            pytest.skip(f"target {target_name} unavailable: {availability.reason}")
+        from hil.artifacts import target_slug
+
+        logs = request.config.getoption("--target-logs")
+        if logs:
+            tgt.log_dir = Path(logs) / target_slug(target_name)
+        elif tgt.has(SERIAL):  # the serial log is what failures attach: keep one even when no folder was named
+            tgt.log_dir = request.getfixturevalue("tmp_path_factory").mktemp(target_slug(target_name))
+        with tgt:
+            yield tgt
 
 
 def _serial_target(target: Target) -> Any:
@@ -131,6 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
     labgrid_plugin = config.pluginmanager.get_plugin("labgrid")
     if labgrid_plugin is not None:
         config.pluginmanager.unregister(labgrid_plugin)
+    config.pluginmanager.register(_TargetFixture(), "vhil-target-fixture")
     config.addinivalue_line("markers", "needs(*capabilities): capabilities the target must offer (serial, network, flash)")
 
 
