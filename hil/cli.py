@@ -14,7 +14,8 @@ from typing import Sequence
 from hil.errors import SetupError
 
 # Each module has register(subparsers) adding its subcommands; a subcommand's handler is args.func(args) -> int.
-SUBCOMMAND_MODULES = ("vhil_serve.cli", "conformance.cli", "hil.commands", "loadtest.cli", "ci.matrix", "ci.report")
+SUBCOMMAND_MODULES = ("vhil_serve.cli", "conformance.cli", "hil.commands", "hil.bench", "loadtest.cli", "ci.matrix",
+                      "ci.report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,13 +1,17 @@
 // The `mpy` target's process: MicroPython (WebAssembly) running the DUT app, behind a TCP server on loopback.
 //
-//   node bridge.mjs --root DIR [--app main] [--port 0] [--heap BYTES]
+//   node bridge.mjs --root DIR [--app main] [--port 0] [--heap BYTES] [--control]
+//   node bridge.mjs --root DIR --run MODULE [--heap BYTES]
 //
 // DIR holds the modules to run (viperhttp/ as .mpy or .py, the DUT app, bridge_streams); it is copied into the
 // VM's in-memory filesystem. Node accepts TCP connections and moves their bytes into and out of the VM
 // unchanged; inside the VM, bridge_streams turns each connection into a reader/writer pair for
 // `Server.handle_connection`. MicroPython's asyncio in this port schedules its tasks with JS timers, so Node's
 // event loop drives both the sockets and the VM's tasks. Prints `listening on http://127.0.0.1:PORT` once
-// ready; exits on SIGINT/SIGTERM.
+// ready; exits on SIGINT/SIGTERM. --control also listens on a second loopback port (printed as
+// `control on 127.0.0.1:PORT`) for one-line commands answered by bridge_streams.control (heap figures for the
+// memory benchmark), outside the app's own connections. --run MODULE instead imports MODULE, calls its
+// main() (which prints what it has to say) and exits with main()'s return value: the core tests in the VM.
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -21,6 +25,8 @@ const { values: options } = parseArgs({
     app: { type: "string", default: "main" },
     port: { type: "string", default: "0" },
     heap: { type: "string", default: String(1024 * 1024) },
+    control: { type: "boolean", default: false },
+    run: { type: "string" },
   },
 });
 
@@ -74,6 +80,17 @@ function copyTree(hostDir, vmDir) {
   }
 }
 copyTree(options.root, VM_ROOT);
+mp.runPython(`import sys; sys.path.insert(0, "${VM_ROOT}")`);
+
+if (options.run) {
+  let status;
+  try {
+    status = mp.pyimport(options.run).main();
+  } catch (error) {
+    fail(`${options.run}.main() raised: ${error.type ?? ""} ${error.message}`.trim());
+  }
+  process.exit(Number.isInteger(status) ? status : 0);
+}
 
 // One entry per open TCP connection: the socket, its Python stream, and what is waiting to be copied in.
 const connections = new Map();
@@ -125,7 +142,6 @@ mp.registerJsModule("bridge_js", {
 let bridge;
 let appSummary;
 try {
-  mp.runPython(`import sys; sys.path.insert(0, "${VM_ROOT}")`);
   bridge = mp.pyimport("bridge_streams");
   appSummary = bridge.serve(options.app);
 } catch (error) {
@@ -170,14 +186,50 @@ const server = net.createServer({ allowHalfOpen: true }, (socket) => {
 });
 
 server.on("error", (error) => fail(`cannot listen on ${HOST}:${port}: ${error.message}`));
-server.listen(port, HOST, () => {
-  const { port: boundPort } = server.address();
-  console.log(`vm: ${appSummary}; ready ${Math.round(performance.now())} ms after process start`);
-  console.log(`listening on http://${HOST}:${boundPort}`);
-});
+// One-line commands, one reply line each; Python runs them between the VM's tasks (Node is single-threaded).
+const controlServer = options.control
+  ? net.createServer((socket) => {
+      let pending = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (text) => {
+        pending += text;
+        let end;
+        while ((end = pending.indexOf("\n")) >= 0) {
+          const command = pending.slice(0, end).trim();
+          pending = pending.slice(end + 1);
+          let reply;
+          try {
+            reply = String(bridge.control(command));
+          } catch (error) {
+            reply = `error ${error.type ?? ""} ${error.message}`;
+          }
+          socket.write(reply + "\n");
+        }
+      });
+      socket.on("error", () => {});
+    })
+  : null;
+
+function listen() {
+  server.listen(port, HOST, () => {
+    const { port: boundPort } = server.address();
+    console.log(`vm: ${appSummary}; ready ${Math.round(performance.now())} ms after process start`);
+    console.log(`listening on http://${HOST}:${boundPort}`);
+  });
+}
+if (controlServer) {
+  controlServer.on("error", (error) => fail(`cannot listen for control on ${HOST}: ${error.message}`));
+  controlServer.listen(0, HOST, () => {
+    console.log(`control on ${HOST}:${controlServer.address().port}`);
+    listen(); // after, so "listening on" means both are ready
+  });
+} else {
+  listen();
+}
 
 function shutdown() {
   server.close();
+  controlServer?.close();
   for (const { socket } of connections.values()) socket.destroy();
   process.exit(0);
 }

@@ -3,6 +3,10 @@
 # give `Server.handle_connection`. Bytes cross the boundary by address: Python hands Node the address of a
 # buffer (uctypes.addressof) and Node copies to or from the VM's linear memory, while Python is paused in that
 # call, so the garbage collector (which never moves objects) cannot invalidate it.
+#
+# The app module's `app` is served with its own connection handler when it has one (Microdot's
+# `handle_request`, for the memory benchmark's peer), else with viperhttp's Server. `control(command)` answers
+# the bridge's control port (heap figures for `vhil bench memory`).
 import asyncio
 import gc
 import sys
@@ -15,7 +19,9 @@ import bridge_js  # registered by bridge.mjs: copy_into, write, congested, drain
 # Stop reading the socket while this much received data waits in the VM; a board's TCP window does the same.
 RECEIVE_HIGH_WATER = 256 * 1024
 
-_server = None
+_handler = None  # async (reader, writer) -> None: the served app's connection handler
+_heap_before_import = None  # live heap just before the app was imported
+_peak = None  # highest live heap seen at the I/O points while a peak measurement runs, else None
 
 
 class BridgeStream:
@@ -67,7 +73,31 @@ class BridgeStream:
         if self._paused and self._buffered <= RECEIVE_HIGH_WATER // 2 and not self._closed:
             self._paused = False
             bridge_js.resume(self.conn_id)
+        if _peak is not None:
+            _sample_peak()
         return bytes(chunk)
+
+    async def readexactly(self, n):
+        parts = []
+        while n:
+            part = await self.read(n)
+            if not part:
+                raise EOFError("connection closed")
+            parts.append(part)
+            n -= len(part)
+        return b"".join(parts)
+
+    async def readline(self):
+        line = b""
+        while not line.endswith(b"\n"):
+            while not self._chunks and not self._eof:
+                self._readable.clear()
+                await self._readable.wait()
+            if not self._chunks:
+                break
+            end = bytes(self._chunks[0]).find(b"\n")
+            line += await self.read(end + 1 if end >= 0 else -1)
+        return line
 
     # -- the writer -----------------------------------------------------------------------------------------
     def write(self, data):
@@ -76,6 +106,12 @@ class BridgeStream:
         if not isinstance(data, (bytes, bytearray)):
             data = bytes(data)  # addressof needs a contiguous buffer
         bridge_js.write(self.conn_id, uctypes.addressof(data), len(data))
+        if _peak is not None:
+            _sample_peak()
+
+    async def awrite(self, data):  # MicroPython's stream API, which Microdot uses
+        self.write(data)
+        await self.drain()
 
     async def drain(self):
         # Ask Node now rather than trusting write()'s verdict: a write the kernel took at once has already
@@ -97,26 +133,69 @@ class BridgeStream:
         if not self._closed:
             await bridge_js.closed(self.conn_id)
 
+    async def aclose(self):
+        self.close()
+        await self.wait_closed()
+
     def abort(self):
         if not self._closed:
             bridge_js.destroy(self.conn_id)
 
 
 def serve(app_module_name):
-    """Import the DUT app module (its `app` object) and build the one Server every connection goes through.
-    Returns a line for the log: the runtime, and what importing the framework and app cost."""
-    global _server
+    """Import the app module (its `app` object) and build the one connection handler every connection goes
+    through. Returns a line for the log: the runtime, and what importing the app and its framework cost."""
+    global _handler, _heap_before_import
     gc.collect()
-    heap_before, started = gc.mem_alloc(), time.ticks_ms()
-    from viperhttp.compat import memory_info
-    from viperhttp.server import Server
+    _heap_before_import, started = gc.mem_alloc(), time.ticks_ms()
+    app = __import__(app_module_name).app
+    if hasattr(app, "handle_request"):
+        _handler = app.handle_request  # Microdot
+    else:
+        from viperhttp.server import Server
 
-    _server = Server(__import__(app_module_name).app)
+        _handler = Server(app).handle_connection
     import_ms = time.ticks_diff(time.ticks_ms(), started)
-    free, allocated = memory_info()
+    gc.collect()
+    # an upper bound: the import's own call frames may still hold garbage here (see control("import"))
     return "MicroPython %s on %s (%s); app import %d ms, %d bytes of heap; mem_free %d mem_alloc %d" % (
         ".".join(str(v) for v in sys.implementation.version[:3]), sys.platform, sys.implementation._machine,
-        import_ms, allocated - heap_before, free, allocated)
+        import_ms, gc.mem_alloc() - _heap_before_import, gc.mem_free(), gc.mem_alloc())
+
+
+def control(command):
+    """One command from the bridge's control port; returns the reply line.
+
+    heap        live heap bytes (after a collection)
+    import      heap taken by importing the app (and its framework) and building its handler: the live heap
+                now less the heap before the import. Meaningful before any connection; asked from Node's event
+                loop, so no Python frame of the import still holds garbage (the log line's figure may count some)
+    peak start  start recording the highest live heap at every read and write; replies the heap now
+    peak stop   stop recording; replies the highest live heap seen since `peak start`
+    """
+    global _peak
+    if command == "heap":
+        gc.collect()
+        return str(gc.mem_alloc())
+    if command == "import":
+        gc.collect()
+        return str(gc.mem_alloc() - _heap_before_import)
+    if command == "peak start":
+        gc.collect()
+        _peak = gc.mem_alloc()
+        return str(_peak)
+    if command == "peak stop":
+        peak, _peak = _peak, None
+        return str(peak)
+    return "error unknown command " + repr(command)
+
+
+def _sample_peak():
+    global _peak
+    gc.collect()
+    allocated = gc.mem_alloc()
+    if allocated > _peak:
+        _peak = allocated
 
 
 def open_connection(conn_id, host, port):
@@ -128,7 +207,7 @@ def open_connection(conn_id, host, port):
 
 async def _handle(stream):
     try:
-        await _server.handle_connection(stream, stream)
+        await _handler(stream, stream)
     except Exception as exc:  # handle_connection catches its own; anything here is a bridge bug: say so
         sys.print_exception(exc)
         stream.abort()

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import hil
 import viperhttp
@@ -27,12 +29,19 @@ VM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 VM_PACKAGE_JSON = BRIDGE_DIR / "node_modules" / VM_PACKAGE / "package.json"
 INSTALL_HINT = f"npm ci --prefix {BRIDGE_DIR}"
 READY_PATTERN = r"^listening on (http://127\.0\.0\.1:\d+)$"
+CONTROL_PATTERN = r"^control on 127\.0\.0\.1:(\d+)$"
 SUMMARY_PATTERN = r"^vm: (.*)$"
 START_TIMEOUT_S = 30.0
+CONTROL_TIMEOUT_S = 30.0  # a heap command collects the garbage of a busy VM: seconds at worst
 COMPILE_TIMEOUT_S = 30.0
 # The VM's heap starts at this size; the WebAssembly port then grows it on demand (see docs/mpy-target.md).
 DEFAULT_HEAP_BYTES = 1024 * 1024
 APP_MODULE = "main"  # the DUT app's name in the VM, as on a board
+# What the VM serves: the DUT app on the reference framework, or (the memory benchmark's peer) an echo app on
+# Microdot 2.x from PyPI, its core, WebSocket and SSE modules compiled the same way.
+APPS = ("viperhttp", "microdot")
+MICRODOT_MODULES = ("__init__.py", "microdot.py", "websocket.py", "sse.py", "helpers.py")
+MICRODOT_APP = BRIDGE_DIR / "peer_microdot.py"
 
 
 @dataclass
@@ -44,6 +53,10 @@ class MpyTarget(Target):
     stage_dir: Path | None = None
     compiled: bool = True  # .mpy via mpy-cross; False loads every module from source
     source_modules: list[str] = field(default_factory=list)  # modules mpy-cross could not compile
+    app: str = "viperhttp"  # one of APPS
+    control: bool = False  # open the bridge's control port (heap figures, see bridge_streams.control)
+    _control_socket: socket.socket | None = None
+    _control_file: object = None
 
     def availability(self) -> Availability:
         if shutil.which("node") is None:
@@ -58,13 +71,17 @@ class MpyTarget(Target):
             raise SetupError(f"target {self.name}: {available.reason}")
         try:
             self.stage_dir = Path(tempfile.mkdtemp(prefix="vhil-mpy-"))
-            self.source_modules = stage_modules(self.stage_dir, self.compiled)
+            self.source_modules = stage_modules(self.stage_dir, app_modules(self.app), self.compiled)
             argv = ["node", str(BRIDGE_SCRIPT), "--root", str(self.stage_dir), "--app", APP_MODULE,
-                    "--port", "0", "--heap", str(self.heap_bytes)]
+                    "--port", "0", "--heap", str(self.heap_bytes)] + (["--control"] if self.control else [])
             log = self.log_dir / "vm.log" if self.log_dir else None
             self.process = ManagedProcess(argv, log_path=log)
             match = self.process.wait_for_line(READY_PATTERN, START_TIMEOUT_S)
-        except (TimeoutError, ProcessLookupError) as exc:
+            if self.control:
+                control_port = int(self.process.wait_for_line(CONTROL_PATTERN, 1.0).group(1))
+                self._control_socket = socket.create_connection(("127.0.0.1", control_port), CONTROL_TIMEOUT_S)
+                self._control_file = self._control_socket.makefile("rw", encoding="utf-8", newline="\n")
+        except (TimeoutError, ProcessLookupError, OSError) as exc:
             output = self.process.output().strip().splitlines()[-5:] if self.process else []
             self.stop()
             raise SetupError(f"target {self.name}: the MicroPython VM did not become ready ({exc}); "
@@ -77,12 +94,31 @@ class MpyTarget(Target):
         self.details.update(
             pid=self.process.pid,
             vm=summary.group(1) if summary else None,
-            vm_package=f"{VM_PACKAGE} {json.loads(VM_PACKAGE_JSON.read_text())['version']}",
+            vm_package=vm_package_version(),
+            app=self.app,
             modules="source" if not self.compiled else ("mpy, source: " + ", ".join(self.source_modules)
                                                          if self.source_modules else "mpy"),
         )
 
+    def control_command(self, command: str) -> str:
+        """Send one command to the bridge's control port (started with control=True); its reply line."""
+        if self._control_file is None:
+            raise RuntimeError(f"target {self.name} was not started with its control port")
+        self._control_file.write(command + "\n")  # type: ignore[attr-defined]
+        self._control_file.flush()  # type: ignore[attr-defined]
+        reply = self._control_file.readline().strip()  # type: ignore[attr-defined]
+        if not reply or reply.startswith("error"):
+            raise RuntimeError(f"target {self.name}: control command {command!r} failed: {reply or 'no reply'}")
+        return reply
+
+    def heap_bytes_now(self) -> int:
+        """Live heap of the VM after a collection (gc.mem_alloc())."""
+        return int(self.control_command("heap"))
+
     def stop(self) -> None:
+        if self._control_socket is not None:
+            self._control_socket.close()
+            self._control_socket = self._control_file = None
         if self.process is not None:
             self.process.stop()
             self.process = None
@@ -91,21 +127,40 @@ class MpyTarget(Target):
             self.stage_dir = None
 
 
-def _modules_to_stage() -> list[tuple[Path, str]]:
-    """(source file, path inside the VM's module directory) for everything the VM runs."""
+def vm_package_version() -> str:
+    return f"{VM_PACKAGE} {json.loads(VM_PACKAGE_JSON.read_text())['version']}"
+
+
+def framework_modules() -> list[tuple[Path, str]]:
+    """(source file, path inside the VM's module directory) for the reference framework."""
     package_dir = Path(viperhttp.__file__).resolve().parent
-    modules = [(source, f"viperhttp/{source.name}") for source in sorted(package_dir.glob("*.py"))]
-    modules.append((DUT_MAIN, f"{APP_MODULE}.py"))
-    modules.append((BRIDGE_DIR / "bridge_streams.py", "bridge_streams.py"))
-    return modules
+    return [(source, f"viperhttp/{source.name}") for source in sorted(package_dir.glob("*.py"))]
 
 
-def stage_modules(stage_dir: Path, compiled: bool = True) -> list[str]:
-    """Write the VM's modules into `stage_dir`: .mpy where mpy-cross compiles them (when `compiled`), else
-    the source. Returns the modules left as source although compiling was asked for."""
+def app_modules(app: str) -> list[tuple[Path, str]]:
+    """Everything the VM runs to serve `app` (one of APPS), the bridge's side included."""
+    bridge = [(BRIDGE_DIR / "bridge_streams.py", "bridge_streams.py")]
+    if app == "viperhttp":
+        return framework_modules() + [(DUT_MAIN, f"{APP_MODULE}.py")] + bridge
+    if app == "microdot":
+        try:
+            import microdot
+        except ImportError:
+            raise SetupError("the microdot peer needs Microdot 2.x from PyPI: pip install 'microdot>=2'") from None
+        package_dir = Path(microdot.__file__).resolve().parent
+        peer = [(package_dir / name, f"microdot/{name}") for name in MICRODOT_MODULES]
+        # the SHA-1 fallback this VM's hashlib lacks (a board's has it), lent to Microdot: see peer_microdot.py
+        sha1 = [item for item in framework_modules() if item[1] == "viperhttp/compat.py"]
+        return peer + sha1 + [(MICRODOT_APP, f"{APP_MODULE}.py")] + bridge
+    raise SetupError(f"unknown app {app!r} for the mpy target: use one of {', '.join(APPS)}")
+
+
+def stage_modules(stage_dir: Path, modules: Sequence[tuple[Path, str]], compiled: bool = True) -> list[str]:
+    """Write `modules` ((source, path in the VM)) into `stage_dir`: .mpy where mpy-cross compiles them (when
+    `compiled`), else the source. Returns the modules left as source although compiling was asked for."""
     left_as_source: list[str] = []
     mpy_cross = _mpy_cross_binary() if compiled else None
-    for source, relative in _modules_to_stage():
+    for source, relative in modules:
         destination = stage_dir / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         if mpy_cross is not None:
@@ -117,6 +172,21 @@ def stage_modules(stage_dir: Path, compiled: bool = True) -> list[str]:
             left_as_source.append(relative)
         shutil.copyfile(source, destination)
     return left_as_source
+
+
+def run_in_vm(modules: Sequence[tuple[Path, str]], entry: str, timeout: float, heap_bytes: int = DEFAULT_HEAP_BYTES,
+              compiled: bool = True) -> subprocess.CompletedProcess[str]:
+    """Stage `modules`, start the VM, import `entry` and call its main(); the finished process (its output, and
+    main()'s return value as exit status). SetupError when the VM is not available."""
+    available = MpyTarget(name="mpy").availability()
+    if not available.ok:
+        raise SetupError(f"MicroPython VM: {available.reason}")
+    with tempfile.TemporaryDirectory(prefix="vhil-mpy-run-") as stage:
+        left_as_source = stage_modules(Path(stage), modules, compiled)
+        if left_as_source:
+            raise SetupError("mpy-cross could not compile " + ", ".join(left_as_source))
+        argv = ["node", str(BRIDGE_SCRIPT), "--root", stage, "--run", entry, "--heap", str(heap_bytes)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
 
 def _mpy_cross_binary() -> str | None:
