@@ -23,8 +23,9 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -73,7 +74,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
         "figures": {},
     }
     for app in apps:
-        figures = measure_app(app, progress=lambda line: print(f"[{app}] {line}", file=sys.stderr, flush=True))
+        figures = measure_app(app, progress=lambda line, app=app: print(f"[{app}] {line}", file=sys.stderr, flush=True))
         results["figures"][app] = figures
         for name in FIGURES:
             print(f"{app} {name} {figures[name]}", flush=True)

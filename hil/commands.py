@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders; folders keep their name")
     deploy.set_defaults(func=cmd_deploy)
 
-    run = action("run", "deploy, reset, wait for the DUT app, print its base URL, stay until Ctrl-C")
+    run = action("run", "deploy, reset, wait for the DUT app, print its base URL, stay until Ctrl-C "
+                        "(mpy and host: start the DUT app, print its base URL, stay until Ctrl-C)")
     run.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     run.set_defaults(func=cmd_run)
 
@@ -187,6 +188,9 @@ def _watch(target: SerialTarget, duration: float | None, echo: bool, stop_kinds:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    target = resolve_target(args.target, args.boards)
+    if target.kind in ("mpy", "host"):
+        return _run_local_server(target, args)
     target = _serial_target(args, need=NETWORK)
     try:
         with target:
@@ -197,6 +201,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _watch(target, args.duration, echo=False, stop_kinds=FATAL_KINDS)
     except _BOARD_FAILURES as exc:
         return _failure_exit(target, exc)
+
+
+def _run_local_server(target: Target, args: argparse.Namespace) -> int:
+    """mpy and host: a local process serving the DUT app. Print its base URL and stay up until Ctrl-C or
+    --duration; exit 1 if the process dies meanwhile."""
+    availability = target.availability()
+    if not availability.ok:
+        raise SetupError(f"target {args.target} unavailable: {availability.reason}")
+    target.log_dir = args.logs
+    with target:
+        print(target.base_url, flush=True)
+        print(f"DUT app ready on {target.base_url}; Ctrl-C to stop", file=sys.stderr, flush=True)
+        process = getattr(target, "process", None)  # MpyTarget and HostTarget: a ManagedProcess
+        deadline = time.monotonic() + args.duration if args.duration is not None else None
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(MONITOR_POLL_S)
+            if process is not None and not process.alive():
+                last = process.output().strip().splitlines()[-3:]
+                return _event_exit(f"exited: the {target.kind} server stopped (status {process.proc.returncode}): "
+                                   + " | ".join(last))
+    return EXIT_OK
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:

@@ -1,7 +1,15 @@
-"""Client-side frame building for tests: masked frames, including deliberately malformed ones."""
-from __future__ import annotations
+"""Client-side frame building for tests: masked frames, including deliberately malformed ones.
 
-import os
+Runs on MicroPython too (the core tests in tests/core/ run inside the VM): no `from __future__`, and the
+annotations are ones CPython 3.10 evaluates and MicroPython ignores."""
+
+try:
+    from os import urandom
+except ImportError:  # MicroPython's os may lack it (the WebAssembly port's does)
+    from random import getrandbits
+
+    def urandom(n: int) -> bytes:
+        return bytes(getrandbits(8) for _ in range(n))
 
 
 def client_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0, masked: bool = True,
@@ -18,7 +26,7 @@ def client_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int =
         header = bytes((first, mask_bit | n))
     if not masked:
         return header + payload
-    key = mask if mask is not None else os.urandom(4)
+    key = mask if mask is not None else urandom(4)
     return header + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 

@@ -12,9 +12,8 @@ import gc
 import sys
 import time
 
-import uctypes
-
 import bridge_js  # registered by bridge.mjs: copy_into, write, congested, drained, closed, pause, resume, end, destroy
+import uctypes
 
 # Stop reading the socket while this much received data waits in the VM; a board's TCP window does the same.
 RECEIVE_HIGH_WATER = 256 * 1024

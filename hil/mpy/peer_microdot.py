@@ -1,9 +1,8 @@
 # The memory benchmark's peer (runs inside the VM as `main`, never on CPython): Microdot 2.x serving the echo
 # the DUT app's /ws/autobahn serves (text and binary back unchanged, up to the DUT's MicroPython limit of
 # 64 KiB), with Microdot's core, WebSocket and SSE modules imported as an app using them would.
-import sys
-
 import hashlib
+import sys
 
 if not hasattr(hashlib, "sha1"):
 
@@ -24,9 +23,9 @@ if not hasattr(hashlib, "sha1"):
 # CPython path (sync handlers in a thread pool, asyncio.get_running_loop) and every request fails. Hide it while
 # Microdot is imported, so Microdot runs as on a board.
 sys.modules["inspect"] = None
-from microdot import Microdot  # noqa: E402 (after the stand-ins above)
-from microdot.sse import with_sse  # noqa: E402,F401 (imported for its cost, as an app serving events would)
-from microdot.websocket import WebSocket, with_websocket  # noqa: E402
+from microdot import Microdot
+from microdot.sse import with_sse  # noqa: F401 (imported for its cost, as an app serving events would)
+from microdot.websocket import WebSocket, with_websocket
 
 del sys.modules["inspect"]
 

@@ -12,16 +12,17 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+
+import viperhttp
+from vhil_serve.cli import DUT_MAIN
 
 import hil
-import viperhttp
 from hil.errors import SetupError
 from hil.targets.base import NETWORK, Availability, Target
 from hil.targets.process import ManagedProcess
-from vhil_serve.cli import DUT_MAIN
 
 BRIDGE_DIR = Path(hil.__file__).resolve().parent / "mpy"
 BRIDGE_SCRIPT = BRIDGE_DIR / "bridge.mjs"
