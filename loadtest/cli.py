@@ -7,15 +7,15 @@ verdict), locust_stats.csv / locust_stats_history.csv / locust_failures.csv / lo
 from __future__ import annotations
 
 import argparse
-import socket
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hil.errors import SetupError
 
+if TYPE_CHECKING:
+    from loadtest.scenarios import LoadOptions
+
 SCENARIO_HELP = "fanout | rooms | churn | slow-consumer | stepup"
-WORKER_CONNECT_TIMEOUT_S = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _options(args: argparse.Namespace) -> "LoadOptions":
+def _options(args: argparse.Namespace) -> LoadOptions:
     from loadtest.scenarios import LoadOptions
 
     options = LoadOptions(scenario=args.scenario, users=args.users, publishers=args.publishers, rate=args.rate,
@@ -79,20 +79,3 @@ def _run(args: argparse.Namespace) -> int:
 
     with target:
         return LoadRun(options, target, out_dir).execute()
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def print_verdict(summary: dict[str, Any]) -> None:
-    for check in summary["verdict"]["checks"]:
-        print(f"  {'PASS' if check['ok'] else 'FAIL'} {check['name']}: {check['detail']}", file=sys.stderr)
-    lat = summary["latency_ms"]
-    print(f"vhil load {summary['scenario']}: {'verdict holds' if summary['verdict']['ok'] else 'verdict FAILED'}; "
-          f"delivery {summary['delivery_ratio']} ({summary['delivered']}/{summary['expected']}), "
-          f"{summary['delivered_per_s']}/s, p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} ms; "
-          f"report {summary['out_dir']}", flush=True)
-

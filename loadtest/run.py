@@ -14,15 +14,15 @@ import numpy as np
 import psutil
 from locust import stats as locust_stats
 from locust.env import Environment
+from locust.runners import Runner
 
 from hil.artifacts import atomic_write_json
 from hil.errors import SetupError
 from hil.targets import Target
-from hil.targets.probe import wait_reachable
+from hil.targets.probe import free_tcp_port, wait_reachable
 from hil.targets.process import ManagedProcess
 from loadtest import users
 from loadtest.accounting import Tally
-from loadtest.cli import WORKER_CONNECT_TIMEOUT_S, free_port, print_verdict
 from loadtest.controller import Controller, RunRecord, check_worker_count, fetch_json
 from loadtest.report import write_html, write_plots
 from loadtest.scenarios import LoadOptions, population
@@ -31,11 +31,12 @@ from loadtest.verdict import (Check, Window, WindowResult, exact_percentiles, gl
 from loadtest.wsclient import FastWebSocket, WebSocketError
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+WORKER_CONNECT_TIMEOUT_S = 30.0
 
 
-def user_classes(options: LoadOptions, slow: int, churners: int) -> list[type[users.SessionUser]]:
+def user_classes(options: LoadOptions, slow: int, churners: int) -> list[type[locust.User]]:
     """Subscribers by weight, every other kind by fixed count; kinds the scenario does not use are left out."""
-    classes: list[type[users.SessionUser]] = [users.SubscriberUser]
+    classes: list[type[locust.User]] = [users.SubscriberUser]
     for cls, count in ((users.PublisherUser, options.publishers), (users.SlowSubscriberUser, slow),
                        (users.ChurnUser, churners)):
         cls.fixed_count = count
@@ -94,6 +95,16 @@ def probe_rooms_endpoint(ws_url: str) -> None:
     raise SetupError(f"{ws_url} did not answer `stats` with `ok stats ...`: is it the DUT app (docs/dut-app.md)?")
 
 
+def print_verdict(summary: dict[str, Any]) -> None:
+    for check in summary["verdict"]["checks"]:
+        print(f"  {'PASS' if check['ok'] else 'FAIL'} {check['name']}: {check['detail']}", file=sys.stderr)
+    lat = summary["latency_ms"]
+    print(f"vhil load {summary['scenario']}: {'verdict holds' if summary['verdict']['ok'] else 'verdict FAILED'}; "
+          f"delivery {summary['delivery_ratio']} ({summary['delivered']}/{summary['expected']}), "
+          f"{summary['delivered_per_s']}/s, p50 {lat['p50']} p95 {lat['p95']} p99 {lat['p99']} ms; "
+          f"report {summary['out_dir']}", flush=True)
+
+
 class LoadRun:
     def __init__(self, options: LoadOptions, target: Target, out_dir: Path) -> None:
         self.options = options
@@ -118,8 +129,9 @@ class LoadRun:
         self.pop = population(options, health.get("max_message_size"))
         environment = Environment(user_classes=user_classes(options, self.pop.slow, self.pop.churners),
                                   events=locust.events)
+        runner: Runner
         if options.workers:
-            port = options.master_port or free_port(options.master_bind)
+            port = options.master_port or free_tcp_port(options.master_bind)
             runner = environment.create_master_runner(options.master_bind, port)
         else:
             runner = environment.create_local_runner()
@@ -201,7 +213,8 @@ class LoadRun:
             for meter in self.meters:
                 meter.restart()
         if phase == "stopping":
-            self.cpu_percent = tuple(meter.percent() for meter in self.meters)
+            generator, target = self.meters
+            self.cpu_percent = (generator.percent(), target.percent())
         self.write_progress_summary(phase, record)
 
     def write_progress_summary(self, phase: str, record: RunRecord) -> None:
@@ -220,6 +233,7 @@ class LoadRun:
                             f"{record.processes_reported} of {max(1, options.workers)} generator processes reported"))
         checks += global_checks(tally)
         steps = None
+        max_subscribers = 0
         if self.pop.steps:
             passing = [r for r in self.step_results if r.ok]
             steps = [{"step": r.index, "subscribers": r.subscribers, "latency_ms": r.latency, "expected": r.expected,
@@ -279,6 +293,6 @@ class LoadRun:
         }
         if steps is not None:
             summary["steps"] = steps
-            summary["max_subscribers"] = max((s["subscribers"] for s in steps if s["ok"]), default=0)
+            summary["max_subscribers"] = max_subscribers
         return summary
 

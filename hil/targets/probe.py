@@ -1,4 +1,5 @@
-"""Is the target answering? Fail fast with the URL named instead of letting a suite time out case by case."""
+"""Ports: is the target answering (fail fast with the URL named instead of letting a suite time out case by case),
+and a free one to listen on."""
 from __future__ import annotations
 
 import socket
@@ -25,3 +26,10 @@ def wait_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> None:
             last_error = exc
             time.sleep(0.2)
     raise SetupError(f"target unreachable: {url} did not accept a connection within {timeout:g} s ({last_error})")
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` right now (the OS picks it; someone may take it before it is bound again)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]

@@ -10,12 +10,6 @@ from hil.targets.serial import SerialTarget
 from hil.targets.process import ManagedProcess
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def wait_listening(port: int, process: ManagedProcess, timeout: float) -> bool:
     """True once 127.0.0.1:port accepts; False if the process exited first (e.g. the port was taken)."""
     deadline = time.monotonic() + timeout

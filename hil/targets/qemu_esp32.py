@@ -28,7 +28,8 @@ from hil.errors import SetupError
 from hil.serial.repl import DeployedFile
 from hil.targets.base import NETWORK, SERIAL, Availability
 from hil.targets.process import ManagedProcess
-from hil.targets.qemu import QemuTarget, free_tcp_port, wait_listening
+from hil.targets.probe import free_tcp_port
+from hil.targets.qemu import QemuTarget, wait_listening
 
 DEFAULT_BINARY = "qemu-system-xtensa"
 INSTALL_HINT = ("build or download Espressif's QEMU (https://github.com/espressif/qemu/releases, "

@@ -13,7 +13,8 @@ from pathlib import Path
 from hil.errors import SetupError
 from hil.targets.base import SERIAL, Availability
 from hil.targets.process import ManagedProcess
-from hil.targets.qemu import QemuTarget, free_tcp_port, wait_listening
+from hil.targets.probe import free_tcp_port
+from hil.targets.qemu import QemuTarget, wait_listening
 
 QEMU_BINARY = "qemu-system-arm"
 FIRMWARE = Path("/usr/share/firmware-microbit-micropython/firmware.hex")
