@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any, Generator, Iterator
 
 import pytest
-from _pytest._code.code import TerminalRepr
+from _pytest._code.code import ExceptionRepr, TerminalRepr
 
 from hil.errors import SetupError
 from hil.redact import redact
@@ -201,7 +201,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         report.longrepr = _ConsoleEventRepr(event.headline(), f"{body}\n\n--- serial log during the test ---\n{serial_log}")
     elif report.failed and serial_log:
-        if isinstance(report.longrepr, TerminalRepr):
+        if isinstance(report.longrepr, ExceptionRepr):
             report.longrepr.addsection("serial log during the test", serial_log)
         else:
             report.longrepr = f"{report.longrepr}\n\n--- serial log during the test ---\n{serial_log}"

@@ -41,7 +41,7 @@ def ws_connect(dut: Target, path: str, **options: Any) -> Any:
 def http_get(dut: Target, path: str, timeout: float = STEP_TIMEOUT_S) -> tuple[int, dict[str, str], bytes]:
     """(status, lower-cased headers, whole body) of a GET; the body is read until the server ends it."""
     parts = urlsplit(dut.http_url(path))
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
     try:
         conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
         response = conn.getresponse()

@@ -37,7 +37,9 @@ async def settled_stats(dut: Any, rooms: list[str], expected: tuple[int, dict[st
 
 async def command(ws: Any, line: str) -> str:
     await ws.send(line)
-    return await recv(ws)
+    reply = await recv(ws)
+    assert isinstance(reply, str), f"{line!r}: expected a text reply, got {reply!r}"
+    return reply
 
 
 def test_chat_room_isolation_and_own_broadcast(dut):

@@ -7,7 +7,7 @@ import json
 
 from viperhttp.compat import describe_exception, is_awaitable
 from viperhttp.handshake import choose_subprotocol, is_upgrade_request
-from viperhttp.http import METHODS, HTTPError, Limits
+from viperhttp.http import HTTPError, Limits
 from viperhttp.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from viperhttp.responses import HTMLResponse, JSONResponse, to_response
 from viperhttp.routing import CONVERTERS, match_path, openapi_path, parse_template

@@ -86,6 +86,11 @@ def _chunks_by_repr(data: bytes, limit: int) -> list[bytes]:
     return pieces
 
 
+def _decode_reply(raw: bytes) -> str:
+    """One section of a raw-REPL reply (output or error) without its \\x04 terminator, as text."""
+    return raw[:-1].decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
 def _sum_digest(data: bytes) -> str:
     return f"sum:{sum(data) & 0xFFFFFFFF}"
 
@@ -212,8 +217,7 @@ class RawRepl:
         output = self.console.read_until(b"\x04", timeout, events_since=since, what="end of output (\\x04)")
         error = self.console.read_until(b"\x04", PROMPT_TIMEOUT_S, events_since=since, what="end of error output")
         self.console.read_until(b">", PROMPT_TIMEOUT_S, events_since=since, what="raw REPL prompt `>`")
-        decode = lambda raw: raw[:-1].decode("utf-8", errors="replace").replace("\r\n", "\n")
-        return ExecResult(output=decode(output), error=decode(error))
+        return ExecResult(output=_decode_reply(output), error=_decode_reply(error))
 
     def _exec_plain(self, data: bytes, timeout: float, since: int) -> ExecResult:
         self.console.write(data + b"\x04")

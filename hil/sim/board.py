@@ -186,8 +186,11 @@ class SimBoard:
         gc_module = types.ModuleType("gc")
         import gc as host_gc
         gc_module.__dict__.update({k: getattr(host_gc, k) for k in dir(host_gc) if not k.startswith("__")})
-        gc_module.mem_alloc = lambda: max(0, _rss_bytes() - board._rss_at_boot)
-        gc_module.mem_free = lambda: NOMINAL_HEAP_BYTES - gc_module.mem_alloc()
+
+        def mem_alloc() -> int:
+            return max(0, _rss_bytes() - board._rss_at_boot)
+
+        gc_module.__dict__.update(mem_alloc=mem_alloc, mem_free=lambda: NOMINAL_HEAP_BYTES - mem_alloc())
         sys.modules["gc"] = gc_module
         def soft_reset() -> None:
             raise _SoftReset()
@@ -451,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(args.fs.resolve()))
     board = SimBoard(args.fs, faults, master, slave, args.mode, args.born or time.time(),
                      {name for name in args.fired.split(",") if name})
-    sys.stdout = sys.stderr = _ConsoleStdout(board)  # type: ignore[assignment]
+    sys.stdout = sys.stderr = _ConsoleStdout(board)
     signal.signal(signal.SIGUSR1, lambda *_: board.panic())
     signal.signal(signal.SIGUSR2, lambda *_: board.reboot("poweron"))  # the EN pin: ESP32 reports POWERON_RESET
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

@@ -60,8 +60,7 @@ class BoardTarget(SerialTarget):
         if self.board.reset == "dtr-rts":
             self.console.pulse_reset()
         elif self.board.reset == "soft":
-            self.session()
-            self.repl.soft_reboot()
+            self.session().soft_reboot()
         else:
             raise SetupError(f"board {self.board.id} has reset = none in the inventory: it cannot be reset; "
                              "set reset = \"dtr-rts\" or \"soft\"")

@@ -48,13 +48,14 @@ class QemuMicrobitTarget(QemuTarget):
         log = self.log_dir / "qemu.log" if self.log_dir else None
         for _ in range(PORT_ATTEMPTS):
             self.serial_port = free_tcp_port()
-            self.process = ManagedProcess(qemu_microbit_argv(self.binary, self.firmware, self.serial_port), log_path=log,
-                                          die_with_parent=True)
-            if wait_listening(self.serial_port, self.process, LISTEN_TIMEOUT_S):
-                self.details.update(pid=self.process.pid, serial_port=self.serial_port)
+            process = ManagedProcess(qemu_microbit_argv(self.binary, self.firmware, self.serial_port), log_path=log,
+                                     die_with_parent=True)
+            self.process = process
+            if wait_listening(self.serial_port, process, LISTEN_TIMEOUT_S):
+                self.details.update(pid=process.pid, serial_port=self.serial_port)
                 return
-            self.process.stop()  # lost the race for the port: try another
-        raise SetupError(f"target {self.name}: QEMU did not open its serial port; output: {self.process.output()[-300:]}")
+            process.stop()  # lost the race for the port: try another
+        raise SetupError(f"target {self.name}: QEMU did not open its serial port; output: {process.output()[-300:]}")
 
 
 def make_qemu_microbit_target(name: str, boards_path: object = None) -> QemuMicrobitTarget:

@@ -100,7 +100,7 @@ class SerialTarget(Target):
     def run_app(self, timeout: float = READY_TIMEOUT_S) -> str:
         """Soft-reboot so main.py starts the app; wait for its ready line; the base URL."""
         repl = self.session()
-        since = self.console.event_count()
+        since = repl.console.event_count()
         started = time.monotonic()
         repl.soft_reboot()
         try:

@@ -19,7 +19,7 @@ class UrlTarget(Target):
         if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
             raise SetupError(f"target {self.name!r}: expected url:ws://HOST:PORT[/path], e.g. url:ws://127.0.0.1:8765")
         try:
-            parts.port
+            _ = parts.port  # urlsplit parses the port lazily: a bad one raises only here
         except ValueError:
             raise SetupError(f"target {self.name!r}: the port is not a number") from None
         secure = parts.scheme in ("wss", "https")

@@ -6,6 +6,7 @@ they are reported, never asserted against a speed (speed belongs in benchmarks).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -155,7 +156,7 @@ def test_soak_echo_traffic(target: Any, base_url: str, soak_seconds: float, caps
     next_status = started + SOAK_STATUS_EVERY_S
     rounds = messages = 0
     while time.monotonic() < deadline:
-        messages += ws_echo_round_trips(base_url, 50, lambda i: f"soak {rounds}/{i}")
+        messages += ws_echo_round_trips(base_url, 50, functools.partial("soak {}/{}".format, rounds))
         rounds += 1
         if time.monotonic() >= next_status:  # a steady status line: a long soak is not silent
             next_status += SOAK_STATUS_EVERY_S
