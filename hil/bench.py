@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 import time
@@ -63,6 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     memory.set_defaults(func=cmd_memory)
 
 
+def _print_progress(app: str, line: str) -> None:
+    print(f"[{app}] {line}", file=sys.stderr, flush=True)
+
+
 def cmd_memory(args: argparse.Namespace) -> int:
     if args.target != "mpy":
         raise SetupError(f"bench memory reads a MicroPython heap: use --target mpy (got {args.target})")
@@ -74,7 +79,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
         "figures": {},
     }
     for app in apps:
-        figures = measure_app(app, progress=lambda line, app=app: print(f"[{app}] {line}", file=sys.stderr, flush=True))
+        figures = measure_app(app, progress=functools.partial(_print_progress, app))
         results["figures"][app] = figures
         for name in FIGURES:
             print(f"{app} {name} {figures[name]}", flush=True)
