@@ -236,7 +236,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_flash(args: argparse.Namespace) -> int:
-    from hil.serial.flash import flash_board
+    from hil.targets.flash import flash_board
     from hil.targets.board import BoardTarget
 
     target = resolve_target(args.target, args.boards)

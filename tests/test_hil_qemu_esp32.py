@@ -10,7 +10,7 @@ import pytest
 
 from hil.errors import SetupError
 from hil.inventory import Board, FlashImage
-from hil.serial.flash import esptool_argv, flash_board
+from hil.targets.flash import esptool_argv, flash_board
 from hil.targets.qemu_esp32 import (DEFAULT_FS_OFFSET, DUT_PORT, FS_SIZE, QemuEsp32Target, build_fs_image,
                                     make_qemu_esp32_target, merge_bin_argv, qemu_esp32_argv)
 
