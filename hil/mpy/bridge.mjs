@@ -166,10 +166,13 @@ const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     connections.delete(id);
     return;
   }
+  // one proxy per method for the connection's life: looking a method up on a Python object makes a new proxy,
+  // whose Python side lives until JavaScript's collector finalizes it
+  const feed = connection.stream.feed;
   socket.on("data", (chunk) => {
     connection.incoming = chunk;
     try {
-      connection.stream.feed(chunk.length);
+      feed(chunk.length);
     } catch (error) {
       report("feed", error);
       socket.destroy();
@@ -186,24 +189,39 @@ const server = net.createServer({ allowHalfOpen: true }, (socket) => {
 });
 
 server.on("error", (error) => fail(`cannot listen on ${HOST}:${port}: ${error.message}`));
+// Python objects that JavaScript holds proxies to stay alive until JavaScript's collector finalizes the proxies,
+// whenever that runs; a heap figure must not depend on it. With --expose-gc, collect and let the finalizers run
+// (they run in later tasks) before Python measures.
+async function collectProxies() {
+  if (typeof globalThis.gc !== "function") return;
+  for (let round = 0; round < 3; round++) {
+    globalThis.gc();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
 // One-line commands, one reply line each; Python runs them between the VM's tasks (Node is single-threaded).
 const controlServer = options.control
   ? net.createServer((socket) => {
       let pending = "";
       socket.setEncoding("utf8");
+      let queue = Promise.resolve(); // commands answered in order, each after the JS collection before it
       socket.on("data", (text) => {
         pending += text;
         let end;
         while ((end = pending.indexOf("\n")) >= 0) {
           const command = pending.slice(0, end).trim();
           pending = pending.slice(end + 1);
-          let reply;
-          try {
-            reply = String(bridge.control(command));
-          } catch (error) {
-            reply = `error ${error.type ?? ""} ${error.message}`;
-          }
-          socket.write(reply + "\n");
+          queue = queue.then(async () => {
+            await collectProxies();
+            let reply;
+            try {
+              reply = String(bridge.control(command));
+            } catch (error) {
+              reply = `error ${error.type ?? ""} ${error.message}`;
+            }
+            socket.write(reply + "\n");
+          });
         }
       });
       socket.on("error", () => {});

@@ -73,7 +73,8 @@ class MpyTarget(Target):
         try:
             self.stage_dir = Path(tempfile.mkdtemp(prefix="vhil-mpy-"))
             self.source_modules = stage_modules(self.stage_dir, app_modules(self.app), self.compiled)
-            argv = ["node", str(BRIDGE_SCRIPT), "--root", str(self.stage_dir), "--app", APP_MODULE,
+            # --expose-gc: the control port collects JavaScript's garbage (proxies holding Python objects) first
+            argv = ["node", "--expose-gc", str(BRIDGE_SCRIPT), "--root", str(self.stage_dir), "--app", APP_MODULE,
                     "--port", "0", "--heap", str(self.heap_bytes)] + (["--control"] if self.control else [])
             log = self.log_dir / "vm.log" if self.log_dir else None
             self.process = ManagedProcess(argv, log_path=log)
