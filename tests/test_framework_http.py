@@ -107,22 +107,42 @@ def test_subprotocol_is_the_first_offered_that_the_route_supports(dut_port: int,
 
 # -- request parsing limits ---------------------------------------------------------------------------------
 PARSER_CASES = {
-    "header line over the limit": (b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n", 431),
-    "too many headers": (b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(70)) + b"\r\n", 431),
-    "request line over the limit": (b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\n\r\n", 414),
+    "header line over the limit": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n", 431),
+    "too many headers": (b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(70)) + b"\r\n", 431),
+    "request line over the limit": (b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     "malformed request line": (b"GET /health\r\n\r\n", 400),
-    "lower-case method": (b"get /health HTTP/1.1\r\n\r\n", 400),
-    "header without colon": (b"GET /health HTTP/1.1\r\nBroken header\r\n\r\n", 400),
-    "space before colon": (b"GET /health HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+    "lower-case method": (b"get /health HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "header without colon": (b"GET /health HTTP/1.1\r\nHost: x\r\nBroken header\r\n\r\n", 400),
+    "space before colon": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A : x\r\n\r\n", 400),
     "HTTP/2.0": (b"GET /health HTTP/2.0\r\n\r\n", 400),
-    "header value with a UTF-8 surrogate": (b"GET /health HTTP/1.1\r\nX-A: \xed\xa0\x80\r\n\r\n", 400),
-    "path with invalid percent-encoded UTF-8": (b"GET /files/%ff HTTP/1.1\r\n\r\n", 400),
-    "HTTP/1.2": (b"GET /health HTTP/1.2\r\n\r\n", 505),
-    "Content-Length not a number": (b"POST /health HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
-    "body over the limit": (b"POST /health HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", 413),
-    "chunked request body": (b"POST /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
-    "unknown path": (b"GET /nothing HTTP/1.1\r\n\r\n", 404),
-    "wrong method": (b"DELETE /health HTTP/1.1\r\n\r\n", 405),
+    "header value with a UTF-8 surrogate": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: \xed\xa0\x80\r\n\r\n", 400),
+    "path with invalid percent-encoded UTF-8": (b"GET /files/%ff HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "HTTP/1.2": (b"GET /health HTTP/1.2\r\nHost: x\r\n\r\n", 505),
+    "Content-Length not a number": (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n", 400),
+    "body over the limit": (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413),
+    "chunked request body": (b"POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501),
+    "Content-Length with a sign": (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello", 400),
+    "Content-Length with an underscore": (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5_0\r\n\r\n", 400),
+    "Content-Length in non-ASCII digits": ("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: \u0665\r\n\r\n".encode(), 400),
+    "Content-Length negative": (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+    "two Content-Length values that differ": (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                              b"Content-Length: 6\r\n\r\nhello!", 400),
+    "two Content-Length values that agree (parsed: the route answers)": (
+        b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 405),
+    "Content-Length list that differs": (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\nhello!", 400),
+    "header name with a tab": (b"GET /health HTTP/1.1\r\nHost: x\r\nX\tA: 1\r\n\r\n", 400),
+    "header name with NUL": (b"GET /health HTTP/1.1\r\nHost: x\r\nX\x00A: 1\r\n\r\n", 400),
+    "header name not ASCII": ("GET /health HTTP/1.1\r\nHost: x\r\nX-\u00e9: 1\r\n\r\n".encode(), 400),
+    "header name with a delimiter": (b"GET /health HTTP/1.1\r\nHost: x\r\nX(A): 1\r\n\r\n", 400),
+    "obsolete line folding": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n", 400),
+    "header value with NUL": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+    "header value with a bare CR": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400),
+    "header value with a bare LF": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\nb\r\n\r\n", 400),
+    "control character in the target": (b"GET /hea\x01lth HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "HTTP/1.1 without Host": (b"GET /health HTTP/1.1\r\n\r\n", 400),
+    "two Host headers": (b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "unknown path": (b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    "wrong method": (b"DELETE /health HTTP/1.1\r\nHost: x\r\n\r\n", 405),
 }
 
 
@@ -137,13 +157,13 @@ def test_bad_requests_get_their_status_as_json(dut_port: int, name: str) -> None
 
 
 def test_405_lists_allowed_methods(dut_port: int) -> None:
-    headers, _ = head_and_body(exchange(dut_port, b"POST /health HTTP/1.1\r\n\r\n", read_all=False))
+    headers, _ = head_and_body(exchange(dut_port, b"POST /health HTTP/1.1\r\nHost: x\r\n\r\n", read_all=False))
     assert headers["allow"] == "GET, HEAD"
 
 
 def test_keep_alive_serves_pipelined_requests_and_head_has_no_body(dut_port: int) -> None:
-    response = exchange(dut_port, b"GET /health HTTP/1.1\r\n\r\nHEAD /health HTTP/1.1\r\n\r\n"
-                                  b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+    response = exchange(dut_port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nHEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                                  b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert response.count(b"HTTP/1.1 200 OK") == 3
     assert response.count(b'"status": "ok"') == 2
 
@@ -197,7 +217,7 @@ def api_port():
 
 
 def get(port: int, path: str, method: str = "GET", body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
-    request = f"{method} {path} HTTP/1.1\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+    request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
     response = exchange(port, request)
     headers, payload = head_and_body(response)
     return status_of(response), headers, payload

@@ -12,8 +12,10 @@ import pytest
 FRAMEWORK = Path(__file__).resolve().parent.parent / "framework"
 RUNTIME_FILES = sorted((FRAMEWORK / "viperhttp").glob("*.py")) + [FRAMEWORK / "dut" / "main.py"]
 # What the runtime path may import: modules MicroPython 1.24 ships on ESP32 (plus `network` on boards).
-# `codecs` and `hashlib.sha1` are optional speedups imported behind try/except in compat.py.
-MICROPYTHON_MODULES = {"asyncio", "binascii", "gc", "json", "sys", "time", "network", "hashlib", "codecs", "viperhttp"}
+# `codecs` and `hashlib.sha1` are optional speedups imported behind try/except in compat.py; `resource` is
+# imported there only when not on MicroPython (the open-files limit bounds CPython's default connection cap).
+MICROPYTHON_MODULES = {"asyncio", "binascii", "gc", "json", "sys", "time", "network", "hashlib", "codecs", "viperhttp",
+                       "resource"}
 
 
 @pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.relative_to(FRAMEWORK).as_posix())

@@ -12,13 +12,12 @@ import pytest
 import viperhttp
 from conftest import serve_in_thread
 from sansio import parse_http_stream, split_at
+from wsframes import HANDSHAKE
 from viperhttp.buffer import ByteBuffer, LimitExceeded
 
 # The example: a header line cut in two. Misread, `x-a` swallowed the rest of the head, the body came
 # out empty and `hello` was left over as the next request.
 SPLIT_HEADER = (b"GET /health HTTP/1.1\r\nHost: x\r\nX-A: a", b"b\r\nContent-Length: 5\r\nX-Pad: p\r\n\r\nhello")
-HANDSHAKE = (b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
 def test_a_header_line_cut_in_two_is_read_whole() -> None:

@@ -11,6 +11,10 @@ except ImportError:  # MicroPython's os may lack it (the WebAssembly port's does
     def urandom(n: int) -> bytes:
         return bytes(getrandbits(8) for _ in range(n))
 
+# The opening handshake of RFC 6455 section 1.3's example key, for the /ws/echo route.
+HANDSHAKE = (b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
 
 def client_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv: int = 0, masked: bool = True,
                  length_bytes: int | None = None, mask: bytes | None = None) -> bytes:

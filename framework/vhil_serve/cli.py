@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print(f"vhil serve: error: --port must be 0-65535 (0 picks a free one), got {args.port}", file=sys.stderr)
+        return 2
     try:
         serve(args.host, args.port, args.impl)
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@
 import asyncio
 import json
 
-from viperhttp.compat import describe_exception, is_awaitable
+from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
 from viperhttp.handshake import choose_subprotocol, is_upgrade_request
 from viperhttp.http import HTTPError, Limits
 from viperhttp.protocol import DEFAULT_MAX_MESSAGE_SIZE
@@ -84,7 +84,7 @@ class Router:
 class ViperHTTP(Router):
     def __init__(self, title="ViperHTTP", version="0.1.0", description="", include_websocket_docs=True,
                  openapi_url="/openapi.json", docs_url="/docs", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
-                 send_buffer_limit=DEFAULT_SEND_BUFFER_LIMIT, limits=None):
+                 send_buffer_limit=DEFAULT_SEND_BUFFER_LIMIT, limits=None, max_connections=None):
         Router.__init__(self)
         self.title = title
         self.version = version
@@ -93,6 +93,7 @@ class ViperHTTP(Router):
         self.max_message_size = max_message_size
         self.send_buffer_limit = send_buffer_limit
         self.limits = limits or Limits()
+        self.max_connections = max_connections or default_max_connections()
         self.server_header = IMPLEMENTATION + "/" + VERSION
         self._server = None
         self.openapi_url = openapi_url

@@ -150,6 +150,9 @@ class Utf8Validator:
         return self.need == 0
 
 
+GATHER = 32
+
+
 class TextDecoder:
     """Decodes a text message fragment by fragment, failing fast (ValueError) on invalid UTF-8.
 
@@ -161,16 +164,25 @@ class TextDecoder:
     def __init__(self):
         self._validator = Utf8Validator()
         self._decoder = _utf8_incremental("strict") if _utf8_incremental else None
-        self._parts = []
+        self._empty = b"" if self._decoder is None else ""
+        self._parts = []  # the latest pieces (str, or bytes on MicroPython)
+        self._runs = []  # earlier pieces, joined GATHER at a time: a message in many fragments costs no more
+
+    def _gather(self, piece):
+        parts = self._parts
+        parts.append(piece)
+        if len(parts) >= GATHER:
+            self._runs.append(self._empty.join(parts))
+            self._parts = []
 
     def feed(self, data):
         if self._decoder is None:
             if not self._validator.feed(data):
                 raise ValueError("invalid UTF-8")
-            self._parts.append(data)
+            self._gather(data)
             return
         try:
-            self._parts.append(self._decoder.decode(data))
+            self._gather(self._decoder.decode(data))
         except UnicodeDecodeError:
             raise ValueError("invalid UTF-8")
         pending = self._decoder.getstate()[0]
@@ -181,7 +193,8 @@ class TextDecoder:
 
     def finish(self):
         """The decoded message; ValueError if it ends inside a sequence."""
-        parts, self._parts = self._parts, []
+        parts = self._runs + self._parts
+        self._runs, self._parts = [], []
         if self._decoder is None:
             if not self._validator.complete():
                 raise ValueError("message ends inside a UTF-8 sequence")
@@ -209,14 +222,31 @@ def is_awaitable(obj):
 
 
 def memory_info():
-    """(free, allocated) heap bytes where the runtime tells them, else (None, None)."""
-    try:
-        import gc
-
-        gc.collect()
-        return gc.mem_free(), gc.mem_alloc()
-    except (ImportError, AttributeError):
+    """(free, allocated) heap bytes after a collection where the runtime tells them (MicroPython), else
+    (None, None) at once: CPython's gc has no such figures, so collecting there would cost a full pass for
+    nothing."""
+    if not MICROPYTHON:
         return None, None
+    import gc
+
+    gc.collect()
+    return gc.mem_free(), gc.mem_alloc()
+
+
+def default_max_connections():
+    """Connections served at once unless the app says otherwise: 10 on MicroPython (a board has a handful of
+    sockets); on CPython what the open-files limit allows with a margin, at most 4096."""
+    if MICROPYTHON:
+        return 10
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 1000
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(1, min(4096, soft - 64))
 
 
 def describe_exception(exc):

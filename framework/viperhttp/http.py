@@ -26,11 +26,16 @@ class HTTPError(Exception):
 
 
 class Limits:
-    def __init__(self, max_request_line=2048, max_header_line=4096, max_headers=64, max_body=1024 * 1024):
+    """Parser limits, and the deadline for a whole request head (a WebSocket opening handshake included): a
+    client that has started a request and not finished its head by then is answered 408 and closed."""
+
+    def __init__(self, max_request_line=2048, max_header_line=4096, max_headers=64, max_body=1024 * 1024,
+                 head_timeout_s=10):
         self.max_request_line = max_request_line
         self.max_header_line = max_header_line
         self.max_headers = max_headers
         self.max_body = max_body
+        self.head_timeout_s = head_timeout_s
 
 
 def unquote(text):
@@ -78,6 +83,7 @@ class Request:
         self.query_string = query
         self.query_params = parse_query(query)
         self.body = b""
+        self.content_length = 0
         self.path_params = {}
 
     def json(self):
@@ -94,8 +100,47 @@ class Request:
         return "close" not in tokens
 
 
+# RFC 9110 5.6.2: a token is any visible ASCII character except these delimiters
+_DELIMITERS = '"(),/:;<=>?@[\\]{}'
+
+
+def is_token(data):
+    """Is `data` (bytes) an RFC 9110 token, as a header field name must be?"""
+    if not data:
+        return False
+    for byte in data:
+        if byte < 0x21 or byte > 0x7E or chr(byte) in _DELIMITERS:
+            return False
+    return True
+
+
+def _content_length(value):
+    """The body length a Content-Length value gives: ASCII digits only; a list (repeated fields) must agree."""
+    length = None
+    for part in value.split(","):
+        part = part.strip()
+        if not part or len(part) > 18:
+            raise HTTPError(400, "Content-Length must be ASCII digits")
+        for char in part:
+            if char < "0" or char > "9":
+                raise HTTPError(400, "Content-Length must be ASCII digits")
+        if length is not None and int(part) != length:
+            raise HTTPError(400, "conflicting Content-Length values")
+        length = int(part)
+    return length
+
+
 def parse_request(buf, limits, client=None):
     """Generator: a Request with its body, or None at a clean end of stream between requests."""
+    request = yield from parse_request_head(buf, limits, client)
+    if request is not None:
+        yield from read_body(buf, request)
+    return request
+
+
+def parse_request_head(buf, limits, client=None):
+    """Generator: a Request without its body (its `content_length` says how much follows), or None at a clean
+    end of stream between requests. The head is held to RFC 9110/9112: see docs/framework.md."""
     while True:
         try:
             line = yield from buf.read_line(limits.max_request_line)
@@ -110,6 +155,9 @@ def parse_request(buf, limits, client=None):
     parts = line.split(b" ")
     if len(parts) != 3:
         raise HTTPError(400, "malformed request line")
+    for byte in parts[1]:
+        if byte < 0x21 or byte == 0x7F:
+            raise HTTPError(400, "control character in the request target")
     try:
         method, target, version = decode_utf8(parts[0]), decode_utf8(parts[1]), decode_utf8(parts[2])
     except ValueError:
@@ -133,33 +181,38 @@ def parse_request(buf, limits, client=None):
         if count > limits.max_headers:
             raise HTTPError(431, "too many header fields")
         name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip() or b" " in name:
-            raise HTTPError(400, "malformed header line")
+        if not sep or not is_token(name):
+            raise HTTPError(400, "malformed header line: the field name must be a token followed by a colon")
+        if b"\x00" in value or b"\r" in value or b"\n" in value:
+            raise HTTPError(400, "NUL, CR or LF in a header value")
         try:
             name = decode_utf8(name).lower()
-            value = decode_utf8(value.strip())
+            value = decode_utf8(value.strip(b" \t"))
         except ValueError:
             raise HTTPError(400, "header is not UTF-8")
+        if name == "host" and name in headers:
+            raise HTTPError(400, "more than one Host header")
         headers[name] = headers[name] + ", " + value if name in headers else value
+    if version == "HTTP/1.1" and "host" not in headers:
+        raise HTTPError(400, "HTTP/1.1 request without a Host header")
     request = Request(method, target, version, headers, client)
     if "transfer-encoding" in headers:
         raise HTTPError(501, "chunked request bodies are not supported")
     length = headers.get("content-length")
     if length is not None:
-        try:
-            length = int(length)
-        except ValueError:
-            raise HTTPError(400, "Content-Length is not a number")
-        if length < 0:
-            raise HTTPError(400, "Content-Length is negative")
-        if length > limits.max_body:
+        request.content_length = _content_length(length)
+        if request.content_length > limits.max_body:
             raise HTTPError(413, "body over %d bytes" % limits.max_body)
-        if length:
-            try:
-                request.body = yield from buf.read_exact(length)
-            except EOFError:
-                raise HTTPError(400, "connection closed inside the body")
     return request
+
+
+def read_body(buf, request):
+    """Generator: reads the request's body (its `content_length` bytes) into `request.body`."""
+    if request.content_length:
+        try:
+            request.body = yield from buf.read_exact(request.content_length)
+        except EOFError:
+            raise HTTPError(400, "connection closed inside the body")
 
 
 def response_head(status, headers):

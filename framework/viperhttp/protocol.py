@@ -7,12 +7,14 @@
 #   protocol.send_text / send_binary / send_ping / send_close
 #
 # It never touches a socket. Every violation fails the connection at once with the RFC's close code:
-# 1002 protocol errors, 1007 invalid UTF-8 (checked as bytes arrive, mid-frame), 1009 messages over the limit.
+# 1002 protocol errors, 1007 invalid UTF-8 (checked as bytes arrive, mid-frame), 1009 messages over the size
+# limit or in more than `max_fragments` frames. A message's fragments are gathered in one growing buffer, so a
+# fragment costs its payload bytes and nothing more.
 # Parsing stops after each complete message until the application has taken it (events_received), so what
 # the application sends in reply leaves before anything caused by later frames (a pong, a failure's close):
 # replies stay in the order the client's frames came in even when many frames arrive in one read.
 from viperhttp.buffer import ByteBuffer
-from viperhttp.compat import TextDecoder, decode_utf8, unmask_bytes
+from viperhttp.compat import MICROPYTHON, TextDecoder, decode_utf8, unmask_bytes
 from viperhttp.frames import (
     CLOSE_INVALID_DATA, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, KNOWN_OPCODES,
     MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ProtocolError,
@@ -28,11 +30,14 @@ CLOSING = 2  # we sent a close frame and wait for the client's
 CLOSED = 3  # both close frames exchanged, or the stream ended: the transport should be closed
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+# Autobahn 9.3.1 / 9.4.1 send 4 MiB in 64-byte fragments (65,536 frames): the CPython default takes that.
+DEFAULT_MAX_FRAGMENTS = 1024 if MICROPYTHON else 131072
 
 
 class WebSocketProtocol:
-    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, max_fragments=DEFAULT_MAX_FRAGMENTS):
         self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
         self.state = OPEN
         self.close_code = None  # the code this side reports for the connection once it is closing
         self.close_reason = ""
@@ -44,7 +49,8 @@ class WebSocketProtocol:
         next(self._parser)
         self._message_opcode = None
         self._message_size = 0
-        self._message_parts = []
+        self._fragments = 0
+        self._message_parts = []  # binary: [the first chunk] or [it, one bytearray gathering all]
         self._text = TextDecoder()
 
     # -- input -------------------------------------------------------------------------------------------
@@ -152,7 +158,13 @@ class WebSocketProtocol:
                     except ValueError:
                         raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
                 else:
-                    self._message_parts.append(chunk)
+                    parts = self._message_parts
+                    if not parts:
+                        parts.append(chunk)  # a message in one chunk is never copied
+                    else:
+                        if len(parts) == 1:
+                            parts.append(bytearray(parts[0]))
+                        parts[1] += chunk
             if fin and self._finish_message():
                 yield  # pause until the application takes the message
 
@@ -165,6 +177,10 @@ class WebSocketProtocol:
                 raise ProtocolError(CLOSE_PROTOCOL_ERROR, "new data frame inside a fragmented message")
             self._message_opcode = opcode
             self._message_size = 0
+            self._fragments = 0
+        self._fragments += 1
+        if self._fragments > self.max_fragments:
+            raise ProtocolError(CLOSE_TOO_BIG, "message in more than %d fragments" % self.max_fragments)
         self._message_size += length
         if self._message_size > self.max_message_size:
             raise ProtocolError(CLOSE_TOO_BIG, "message over %d bytes" % self.max_message_size)
@@ -177,7 +193,7 @@ class WebSocketProtocol:
                 raise ProtocolError(CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence")
         else:
             parts = self._message_parts
-            event = (BINARY, parts[0] if len(parts) == 1 else b"".join(parts))
+            event = (BINARY, b"" if not parts else parts[0] if len(parts) == 1 else bytes(parts[1]))
         self._message_parts = []
         self._message_opcode = None
         if self.state != OPEN:

@@ -5,11 +5,17 @@ import asyncio
 from viperhttp.buffer import ByteBuffer
 from viperhttp.compat import MICROPYTHON, describe_exception, ticks_diff, ticks_ms
 from viperhttp.handshake import check_request
-from viperhttp.http import LAST_CHUNK, HTTPError, Limits, encode_chunk, format_sse, parse_request, response_head
+from viperhttp.http import (
+    LAST_CHUNK, HTTPError, encode_chunk, format_sse, parse_request_head, read_body, response_head,
+)
 from viperhttp.responses import JSONResponse, StreamingResponse
 
 READ_SIZE = 65536
-KEEP_ALIVE_IDLE_S = 30
+KEEP_ALIVE_IDLE_S = 30  # a connection silent this long between requests (or inside a body) is closed quietly
+# After the server decides to close (an error, `Connection: close`), it reads and discards what the client
+# still sends for at most this long, so those unread bytes do not turn the close into a reset that destroys
+# the response on its way to the client.
+LINGER_S = 1
 DEFAULT_SEND_BUFFER_LIMIT = 16 * 1024 if MICROPYTHON else 1024 * 1024
 # A connection over its send-buffer limit is too slow only once its writer has been stuck this long (a burst
 # of broadcasts can pass the limit before the writer gets a turn) or its buffer reaches the hard cap.
@@ -51,10 +57,26 @@ class Transport:
             return None
 
     async def read(self):
+        """The next bytes from the client, b"" at its end of stream. While the client leaves what we send
+        unread (its pongs, say) and the send buffer is over its limit, this waits before reading, so the
+        client's own TCP window stops it; still over the limit after KEEP_ALIVE_IDLE_S, the connection is
+        dropped. Each read is at most the limit, so the replies one read can cause stay within it too."""
         if self.closed:
             return b""
+        if self._pending_bytes > self.send_buffer_limit:
+            started = ticks_ms()
+            while self._pending_bytes > self.send_buffer_limit and not self.closed:
+                left = KEEP_ALIVE_IDLE_S - ticks_diff(ticks_ms(), started) / 1000
+                try:
+                    if left <= 0:
+                        raise asyncio.TimeoutError()
+                    await asyncio.wait_for(self._drained.wait(), left)
+                except asyncio.TimeoutError:
+                    self.abort()
+            if self.closed:
+                return b""
         try:
-            return await self.reader.read(READ_SIZE)
+            return await self.reader.read(min(READ_SIZE, self.send_buffer_limit))
         except OSError:  # reset by the peer: the same as its end of stream
             return b""
 
@@ -68,6 +90,9 @@ class Transport:
             stuck = self._write_started is not None and ticks_diff(ticks_ms(), self._write_started) > SLOW_WRITER_GRACE_MS
             if stuck or self._pending_bytes > HARD_CAP_FACTOR * self.send_buffer_limit:
                 return False
+        if _peer_gone(self.writer):
+            self.abort()  # writing on would only make asyncio log a warning per write
+            return False
         if not self._busy:
             try:
                 for chunk in chunks:
@@ -89,9 +114,8 @@ class Transport:
     async def send(self, chunks):
         while self._pending_bytes > self.send_buffer_limit and not self.closed:
             await self._drained.wait()
-        if self.closed:
+        if self.closed or not self.send_nowait(chunks):
             raise ConnectionError("connection closed")
-        self.send_nowait(chunks)
 
     async def flush(self):
         while self._busy and not self.closed:
@@ -105,6 +129,8 @@ class Transport:
                 self._write_started = ticks_ms()
                 await self.writer.drain()  # the backlog of bytes written straight to the stream
                 while self._pending:
+                    if _peer_gone(self.writer):
+                        raise ConnectionError("connection lost")
                     batch, self._pending = self._pending, []
                     self._pending_bytes = 0
                     # one write per batch: a burst of small frames costs one system call, not one each
@@ -121,11 +147,7 @@ class Transport:
     async def drain_input(self, timeout_s):
         """Read and discard until the client closes or `timeout_s` passes, so closing does not reset the
         connection while unread bytes (that could include our close frame's reply) are in flight."""
-        try:
-            while await asyncio.wait_for(self.reader.read(READ_SIZE), timeout_s):
-                pass
-        except (OSError, asyncio.TimeoutError):
-            pass
+        await drain_input(self.reader, timeout_s)
 
     def abort(self):
         """Drop the connection now (a member too slow to keep up, a dead peer)."""
@@ -144,6 +166,25 @@ class Transport:
         self.closed = True
         self._wake.set()
         await _close_stream(self.writer)
+
+
+async def drain_input(reader, timeout_s):
+    """Read and discard until the client's end of stream, for at most `timeout_s` in all."""
+    started = ticks_ms()
+    try:
+        while True:
+            left = timeout_s - ticks_diff(ticks_ms(), started) / 1000
+            if left <= 0 or not await asyncio.wait_for(reader.read(READ_SIZE), left):
+                return
+    except (OSError, asyncio.TimeoutError):
+        pass
+
+
+def _peer_gone(writer):
+    """Has the stream seen the connection end (CPython's transport knows; elsewhere a write fails)?"""
+    transport = getattr(writer, "transport", None)
+    is_closing = getattr(transport, "is_closing", None)
+    return is_closing is not None and is_closing()
 
 
 def _backlog(writer):
@@ -173,8 +214,23 @@ async def _close_stream(writer):
         pass
 
 
-async def write_response(writer, response, server_header, head_only=False, keep_alive=True):
-    """Send a Response or StreamingResponse; returns whether the connection may be kept open."""
+async def _linger_close(reader, writer):
+    """Close a connection the client may still be sending on: end our side first where the stream can
+    (CPython), then discard its bytes until it closes or LINGER_S passes."""
+    try:
+        if getattr(writer, "can_write_eof", None) is not None and writer.can_write_eof():
+            writer.write_eof()
+    except OSError:
+        pass
+    await drain_input(reader, LINGER_S)
+    await _close_stream(writer)
+
+
+async def write_response(writer, response, server_header, head_only=False, keep_alive=True, reader=None,
+                         buf=None):
+    """Send a Response or StreamingResponse; returns whether the connection may be kept open. While a
+    response streams, `reader` is read into `buf` (a pipelined request), and the client's end of stream or a
+    reset ends the stream at once (False) instead of leaving it to a client that has gone."""
     headers = [("Server", server_header)]
     if isinstance(response, StreamingResponse):
         headers.append(("Content-Type", response.media_type))
@@ -185,21 +241,20 @@ async def write_response(writer, response, server_header, head_only=False, keep_
         await writer.drain()
         if head_only:
             return keep_alive
-        sse = response.media_type.startswith("text/event-stream")
-        items = response.content
-        is_async = hasattr(items, "__anext__") or hasattr(items, "__aiter__")
-        items = items.__aiter__() if is_async else iter(items)
-        while True:
-            # by hand rather than `async for`, because MicroPython has no async generators to mirror
-            try:
-                item = await items.__anext__() if is_async else next(items)
-            except (StopAsyncIteration, StopIteration):
-                break
-            data = format_sse(item) if sse else (item.encode("utf-8") if isinstance(item, str) else bytes(item))
-            writer.write(encode_chunk(data))
-            await writer.drain()
-        writer.write(LAST_CHUNK)
-        await writer.drain()
+        sender = asyncio.create_task(_send_stream(writer, response))
+        if reader is None:
+            await sender
+            return keep_alive
+        client_left = []
+        watcher = asyncio.create_task(_watch_client(reader, buf, sender, client_left))
+        try:
+            await sender
+        except asyncio.CancelledError:
+            if not client_left:
+                raise  # the server is being shut down
+            return False
+        finally:
+            watcher.cancel()
         return keep_alive
     body = response.body
     headers.append(("Content-Type", response.media_type))
@@ -220,6 +275,41 @@ async def write_response(writer, response, server_header, head_only=False, keep_
     return keep_alive
 
 
+async def _send_stream(writer, response):
+    sse = response.media_type.startswith("text/event-stream")
+    items = response.content
+    is_async = hasattr(items, "__anext__") or hasattr(items, "__aiter__")
+    items = items.__aiter__() if is_async else iter(items)
+    while True:
+        # by hand rather than `async for`, because MicroPython has no async generators to mirror
+        try:
+            item = await items.__anext__() if is_async else next(items)
+        except (StopAsyncIteration, StopIteration):
+            break
+        data = format_sse(item) if sse else (item.encode("utf-8") if isinstance(item, str) else bytes(item))
+        writer.write(encode_chunk(data))
+        await writer.drain()
+    writer.write(LAST_CHUNK)
+    await writer.drain()
+
+
+async def _watch_client(reader, buf, sender, client_left):
+    """Read while a response streams. Bytes go to `buf` (up to one read beyond READ_SIZE, then reading stops and
+    the client's TCP window holds the rest); the client's end of stream or a reset cancels `sender`."""
+    try:
+        while buf.available() <= READ_SIZE:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                break
+            buf.feed(data)
+        else:
+            return
+    except OSError:
+        pass
+    client_left.append(True)
+    sender.cancel()
+
+
 def error_response(exc):
     response = JSONResponse({"detail": exc.detail}, status_code=exc.status)
     response.headers.update(exc.headers)
@@ -227,19 +317,39 @@ def error_response(exc):
 
 
 class Server:
-    """Accepts connections and hands each request to the app (HTTP) or to a WebSocket route."""
+    """Accepts connections and hands each request to the app (HTTP) or to a WebSocket route. At most
+    `app.max_connections` connections are served at once; one more is answered 503 and closed."""
 
     def __init__(self, app, limits=None):
         self.app = app
-        self.limits = limits or Limits()
+        self.limits = limits or app.limits
+        self.connections = 0
+        self.refused = 0
         self._server = None
 
     async def handle_connection(self, reader, writer):
+        if self.connections >= self.app.max_connections:
+            self.refused += 1
+            try:
+                await write_response(writer, error_response(HTTPError(503, "too many connections", {"Retry-After": "1"})),
+                                     self.app.server_header, keep_alive=False)
+            except OSError:
+                pass
+            await _linger_close(reader, writer)
+            return
+        self.connections += 1
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self.connections -= 1
+
+    async def _serve(self, reader, writer):
         buf = ByteBuffer()
         try:
             peer = writer.get_extra_info("peername")
         except (AttributeError, OSError):
             peer = None
+        linger = False
         try:
             while True:
                 request = await self._read_request(reader, buf, peer)
@@ -253,33 +363,58 @@ class Server:
                     return
                 head_only = request.method == "HEAD"
                 response = await self.app.handle_http(request)
-                if not await write_response(writer, response, self.app.server_header, head_only, request.keep_alive):
+                if not await write_response(writer, response, self.app.server_header, head_only, request.keep_alive,
+                                            reader, buf):
+                    linger = True
                     break
         except HTTPError as exc:
+            linger = True
             try:
                 await write_response(writer, error_response(exc), self.app.server_header, keep_alive=False)
             except OSError:
-                pass
+                linger = False
         except (OSError, asyncio.TimeoutError):
             pass  # the client went away or idled past the keep-alive timeout
         except Exception as exc:  # a bug must not take the server down; say what it was
             self.app.log("connection error: " + describe_exception(exc))
         finally:
-            await _close_stream(writer)
+            if linger:
+                await _linger_close(reader, writer)
+            else:
+                await _close_stream(writer)
 
     async def _read_request(self, reader, buf, peer):
-        parser = parse_request(buf, self.limits, peer)
+        """The next request with its body; None when the client ends the connection (or stays silent for
+        KEEP_ALIVE_IDLE_S) before starting one; HTTPError(408) when it starts one but has not finished the
+        head within the limits' head_timeout_s."""
+        head_timeout_s = self.limits.head_timeout_s
+        parser = parse_request_head(buf, self.limits, peer)
+        started = ticks_ms() if buf.available() else None
         try:
             next(parser)
             while True:
-                data = await asyncio.wait_for(reader.read(READ_SIZE), KEEP_ALIVE_IDLE_S)
+                timeout = KEEP_ALIVE_IDLE_S
+                if started is not None:
+                    timeout = head_timeout_s - ticks_diff(ticks_ms(), started) / 1000
+                    if timeout <= 0:
+                        raise asyncio.TimeoutError()
+                data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
                 if data:
+                    if started is None:
+                        started = ticks_ms()
                     buf.feed(data)
                 else:
                     buf.feed_eof()
                 next(parser)
         except StopIteration as done:
-            return done.value
+            request = done.value
+        except asyncio.TimeoutError:
+            if started is None:
+                return None
+            raise HTTPError(408, "request head not complete within %d s" % head_timeout_s)
+        if request is not None and request.content_length:
+            await _run_parser(reader, buf, read_body(buf, request))
+        return request
 
     async def start(self, host, port):
         self._server = await asyncio.start_server(self.handle_connection, host, port)
@@ -292,3 +427,18 @@ class Server:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+
+async def _run_parser(reader, buf, parser):
+    """Feed `parser` reads until it returns, each read waiting at most KEEP_ALIVE_IDLE_S."""
+    try:
+        next(parser)
+        while True:
+            data = await asyncio.wait_for(reader.read(READ_SIZE), KEEP_ALIVE_IDLE_S)
+            if data:
+                buf.feed(data)
+            else:
+                buf.feed_eof()
+            next(parser)
+    except StopIteration as done:
+        return done.value

@@ -80,7 +80,9 @@ class WebSocket:
             protocol.receive_eof()
         replies = protocol.data_to_send()
         if replies:
-            self._transport.send_nowait(replies, force=True)
+            # one byte string for all the replies a read caused (a read of pings makes thousands of pongs),
+            # so the send buffer's count is what they cost; reading pauses while it is over the limit
+            self._transport.send_nowait([replies[0] if len(replies) == 1 else b"".join(replies)], force=True)
         for event in protocol.events_received():
             kind = event[0]
             if kind == TEXT:
