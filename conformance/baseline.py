@@ -6,6 +6,8 @@ File `conformance/baselines/<target-slug>.json`:
 before the protocol error is noticed), so a case moving between OK and NON-STRICT, either way, is reported as a
 flip: neither a regression nor an improvement.
 It is recorded true when the run that wrote the baseline had no NON-STRICT case at all; edit it to override.
+An optional `"reasons": {case_id: text}` says why an accepted failure is accepted (reports show it).
+The robustness suite keeps its baselines, in the same format, under `conformance/baselines/robustness/`.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class Baseline:
     cases: dict[str, str]
     strict: bool = True
     path: Path | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,8 @@ class Verdict:
         return not self.regressions and not self.not_run
 
 
-def default_baseline_path(target_name: str) -> Path:
-    return BASELINES_DIR / f"{target_slug(target_name)}.json"
+def default_baseline_path(target_name: str, directory: Path = BASELINES_DIR) -> Path:
+    return directory / f"{target_slug(target_name)}.json"
 
 
 def load_baseline(path: Path) -> Baseline:
@@ -64,7 +67,10 @@ def load_baseline(path: Path) -> Baseline:
     bad = sorted((cid for cid, outcome in cases.items() if outcome not in OUTCOMES or outcome == NOT_RUN), key=case_sort_key)
     if bad:
         raise SetupError(f"baseline {path}: case {bad[0]} has outcome {cases[bad[0]]!r}; use one of {', '.join(OUTCOMES[:-1])}")
-    return Baseline(cases=dict(cases), strict=bool(data.get("strict", True)), path=Path(path))
+    reasons = data.get("reasons", {})
+    if not isinstance(reasons, dict) or not all(isinstance(text, str) for text in reasons.values()):
+        raise SetupError(f"baseline {path}: \"reasons\" must map case ids to text")
+    return Baseline(cases=dict(cases), strict=bool(data.get("strict", True)), path=Path(path), reasons=dict(reasons))
 
 
 def write_baseline(path: Path, target_name: str, engine: str, results: Iterable[CaseResult],
@@ -79,6 +85,9 @@ def write_baseline(path: Path, target_name: str, engine: str, results: Iterable[
         "strict": strict,
         "cases": dict(sorted(cases.items(), key=lambda kv: case_sort_key(kv[0]))),
     }
+    reasons = {cid: text for cid, text in (previous.reasons if previous else {}).items() if cid in cases}
+    if reasons:
+        document["reasons"] = reasons
     atomic_write_text(Path(path), json.dumps(document, indent=2) + "\n")  # cases in numeric order, for review diffs
 
 

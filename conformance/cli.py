@@ -1,4 +1,4 @@
-"""`vhil conformance` and `vhil contract` (registered into the `vhil` dispatcher)."""
+"""`vhil conformance`, `vhil contract` and `vhil robustness` (registered into the `vhil` dispatcher)."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,13 @@ def _contract(args: argparse.Namespace) -> int:
     from conformance.contract_runner import run_contract
 
     return run_contract(args.target, out=args.out, boards=args.boards, pytest_args=args.pytest_args or [])
+
+
+def _robustness(args: argparse.Namespace) -> int:
+    from conformance.robustness.runner import run_robustness
+
+    return run_robustness(args.target, out=args.out, boards=args.boards, baseline_path=args.baseline,
+                          no_baseline=args.no_baseline)
 
 
 def _add_target_options(parser: argparse.ArgumentParser, out_help: str) -> None:
@@ -62,3 +69,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_target_options(contract, "report folder (default: reports/<run-id>/<target>/conformance, next to the Autobahn report)")
     contract.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARG", help="extra pytest arguments after --, e.g. -- -k rooms")
     contract.set_defaults(func=_contract)
+
+    robustness = subparsers.add_parser(
+        "robustness", help="run the robustness checks (split reads, keep-alive, drip, idle cap, resets, ping flood, "
+                           "schemathesis) against a target",
+        description="Run the robustness checks (docs/robustness.md) against TARGET's DUT app. Exit 0 when every "
+                    "property holds or fails only as its baseline accepts, 1 when one fails or is worse than the "
+                    "baseline, 2 for a usage or setup error.")
+    _add_target_options(robustness, "report folder (default: reports/<run-id>/<target>/robustness)")
+    group = robustness.add_mutually_exclusive_group()
+    group.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                       help="accepted failures (default: conformance/baselines/robustness/<target>.json when present)")
+    group.add_argument("--no-baseline", action="store_true", help="judge without a baseline: any failed check fails")
+    robustness.set_defaults(func=_robustness)

@@ -41,11 +41,11 @@ READY_TIMEOUT_S = 20.0
 
 
 @contextmanager
-def running(*args: str) -> Iterator[Any]:
-    """Start `python tests/_servers_conformance.py ARGS` and yield its ManagedProcess with `.port` set; always stopped."""
+def running(*args: str, script: Path = HERE) -> Iterator[Any]:
+    """Start `python SCRIPT ARGS` (default: this file) and yield its ManagedProcess with `.port` set; always stopped."""
     from hil.targets.process import ManagedProcess
 
-    server = ManagedProcess([sys.executable, str(HERE), *args], cwd=str(REPO))
+    server = ManagedProcess([sys.executable, str(script), *args], cwd=str(REPO))
     try:
         server.port = int(server.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", READY_TIMEOUT_S).group(1))
         yield server

@@ -1,0 +1,568 @@
+"""The robustness checks: each one a named property of the target, judged from what a hostile client sees.
+
+Every check is an async function of a Context returning a CheckResult whose message says what the target did.
+Every loop is bounded in count and time; the runner bounds each whole check again (CHECK_TIMEOUT_S).
+"""
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from collections.abc import Awaitable, Callable
+
+import h11
+from websockets.frames import Frame, Opcode
+
+from conformance.contract.helpers import http_get
+from conformance.robustness.wire import (Answer, Connection, Endpoint, HttpClient, WebSocketClient, opening_handshake,
+                                         request_data)
+from hil.targets import Target
+from hil.targets.process import ManagedProcess
+
+# one answer, one handshake step, one probe; raise it for slow boards
+STEP_TIMEOUT_S = float(os.environ.get("VHIL_ROBUSTNESS_STEP_TIMEOUT_S", "5"))
+CHECK_TIMEOUT_S = 120.0  # a whole check, whatever the target does
+
+SMALL_PIECES = (1, 2, 3, 5, 8, 13, 21, 34)
+PIECE_GAP_S = 0.02  # long enough for each piece to be its own read on the target
+BYTE_GAP_S = 0.005
+BOUNDARY_GAP_S = 0.01
+SPLIT_PATH = "/health?probe=split"
+SPLIT_BODY = b"hello"  # a body on a GET: left unread, it would be parsed as a second request
+ECHO_TEXT = "robustness"
+
+KEEPALIVE_REQUESTS = 8
+DRIPPERS = 3
+DRIP_INTERVAL_S = 0.5
+DRIP_WINDOW_UNDOCUMENTED_S = 6.0  # how long drippers run when the target documents no head deadline
+DRIP_GRACE_S = 2.0  # beyond the documented deadline, for timer granularity
+DRIP_WINDOW_MAX_S = 45.0
+PROBE_INTERVAL_S = 0.5
+IDLE_UNDOCUMENTED = 48  # idle connections opened when the target documents no cap
+IDLE_MAX = 300
+IDLE_SETTLE_S = 0.5  # after opening: time for a target to answer a connection over its cap
+RESETS = 8
+RESET_PARTIAL_FRAME = 1000  # a masked text frame of this length, of which half is sent before the reset
+RESET_SETTLE_S = 10.0
+FLOOD_PINGS = 60_000
+FLOOD_TIME_S = 6.0
+FLOOD_BATCH = 500
+FLOOD_SAMPLE_EVERY = 5_000  # pings between /stats samples
+FLOOD_SETTLE_S = 2.0  # after the last ping: the target works through what the kernel buffered, memory sampled
+FLOOD_RECEIVE_BUFFER = 4096  # the flooding client's receive window: its unread pongs back up on the target
+PING_PAYLOAD = b"p" * 125  # the largest control frame payload
+FLOOD_BOUND_SLACK = 1024 * 1024
+SCHEMA_EXAMPLES = 10
+SCHEMA_TIME_S = 30
+SCHEMA_REQUEST_TIMEOUT_S = 3.0
+
+# What a target may document about itself in /health; where it does not, the checks that depend on it say so.
+HEAD_DEADLINE_KEY = "request_head_timeout_s"
+CONNECTION_CAP_KEY = "max_connections"
+SEND_BUFFER_KEY = "send_buffer_limit"
+
+
+@dataclass(frozen=True)
+class Limits:
+    head_deadline_s: float | None = None
+    max_connections: int | None = None
+    send_buffer_limit: int | None = None
+
+    @classmethod
+    def from_health(cls, health: dict[str, Any] | None) -> Limits:
+        health = health or {}
+
+        def number(key: str) -> float | None:
+            value = health.get(key)
+            return value if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+        cap, buffer = number(CONNECTION_CAP_KEY), number(SEND_BUFFER_KEY)
+        return cls(number(HEAD_DEADLINE_KEY), int(cap) if cap else None, int(buffer) if buffer else None)
+
+
+@dataclass
+class Context:
+    target: Target
+    endpoint: Endpoint
+    limits: Limits
+    out_dir: Path
+    step_s: float = STEP_TIMEOUT_S
+
+
+@dataclass
+class CheckResult:
+    name: str  # section.name, e.g. split.http-bytewise
+    prop: str  # the property, in words
+    passed: bool
+    message: str  # what the target did
+    seconds: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = tuple[bool, str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    prop: str
+    run: Callable[[Context], Awaitable[Outcome]]
+
+
+# ---- probes through the project's HTTP helper ------------------------------------------------------------------
+async def probe(ctx: Context, path: str = "/health") -> Answer:
+    """A GET on its own connection, in a thread so the checks' own connections keep moving meanwhile."""
+    started = time.monotonic()
+    try:
+        status, headers, body = await asyncio.to_thread(http_get, ctx.target, path, ctx.step_s)
+    except (OSError, http.client.HTTPException) as exc:
+        return Answer(error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                      seconds=time.monotonic() - started)
+    return Answer(status, headers, body, seconds=time.monotonic() - started)
+
+
+async def stats(ctx: Context) -> dict[str, Any] | str:
+    """/stats as a dict, or why it could not be read."""
+    answer = await probe(ctx, "/stats")
+    if answer.status != 200:
+        return f"/stats answered {answer.describe()}"
+    try:
+        document = json.loads(answer.body)
+    except ValueError:
+        return f"/stats is not JSON: {answer.body[:80]!r}"
+    return document if isinstance(document, dict) else f"/stats is not a JSON object: {answer.body[:80]!r}"
+
+
+# ---- split reads ------------------------------------------------------------------------------------------------
+def _split_request(state: h11.Connection, host: str) -> bytes:
+    return request_data(state, "GET", SPLIT_PATH, [("Host", host), ("X-A", "ab"), ("X-Pad", "p"), ("Connection", "close")],
+                        SPLIT_BODY)
+
+
+def _split_request_length(ctx: Context) -> int:
+    return len(_split_request(h11.Connection(our_role=h11.CLIENT), ctx.endpoint.host))
+
+
+async def _http_split_outcome(ctx: Context, sizes: tuple[int, ...] | None, gap_s: float) -> str:
+    connection = await Connection.open(ctx.endpoint, ctx.step_s)
+    try:
+        client = HttpClient(connection)
+        data = _split_request(client.h11, ctx.endpoint.host)
+        if sizes:
+            await connection.send_in_pieces(data, sizes, gap_s, ctx.step_s)
+        else:
+            await connection.send(data, ctx.step_s)
+        answer = await client.read_answer(ctx.step_s)
+        if answer.status is None:
+            return answer.describe()
+        return f"{answer.describe()}, {await client.after_answer(1.0)}"
+    finally:
+        connection.close()
+
+
+Splitter = Callable[[Context, "tuple[int, ...] | None", float], Awaitable[str]]
+
+
+async def _every_boundary(ctx: Context, outcome: Splitter, length: int, whole: str) -> tuple[int, str] | None:
+    """The first split point at which two reads give another outcome than one: (point, outcome), else None."""
+    for point in range(1, length):
+        split = await outcome(ctx, (point, length), BOUNDARY_GAP_S)
+        if split != whole:
+            return point, split
+    return None
+
+
+def _split_check(outcome: Splitter, length: Callable[[Context], int], what: str, sizes: tuple[int, ...] | None,
+                 gap_s: float, how: str) -> Callable[[Context], Awaitable[Outcome]]:
+    """Compare the outcome of `what` sent in one write with it sent as `sizes` pieces (None: two pieces, at every
+    split point in turn)."""
+    async def check(ctx: Context) -> Outcome:
+        whole = await outcome(ctx, None, 0.0)
+        if not whole.startswith(("200 ", "101, then TEXT")):
+            return False, f"{what} in one piece: {whole}", {}
+        if sizes is None:
+            total = length(ctx)
+            found = await _every_boundary(ctx, outcome, total, whole)
+            if found:
+                return False, f"{what} split after byte {found[0]} of {total}: {found[1]}; in one piece: {whole}", {}
+            return True, f"same outcome at all {total - 1} split points as in one piece: {whole}", {}
+        split = await outcome(ctx, sizes, gap_s)
+        if split != whole:
+            return False, f"{what} sent {how}: {split}; in one piece: {whole}", {}
+        return True, f"same outcome {how} as in one piece: {whole}", {}
+    return check
+
+
+async def _handshake_outcome(ctx: Context, sizes: tuple[int, ...] | None, gap_s: float) -> str:
+    connection = await Connection.open(ctx.endpoint, ctx.step_s)
+    try:
+        client = WebSocketClient(connection, ctx.endpoint.ws_url("/ws/echo"))
+        if sizes:
+            await connection.send_in_pieces(client.handshake_bytes, sizes, gap_s, ctx.step_s)
+        else:
+            await connection.send(client.handshake_bytes, ctx.step_s)
+        problem = await client.read_handshake(ctx.step_s)
+        if problem:
+            return problem
+        await client.send_frames([Frame(Opcode.TEXT, ECHO_TEXT.encode())], ctx.step_s)
+        frame = await client.receive_frame(ctx.step_s)
+        if isinstance(frame, str):
+            return f"101, then {frame} after sending {ECHO_TEXT!r}"
+        return f"101, then {frame.opcode.name} {bytes(frame.data[:60])!r}"
+    finally:
+        connection.close()
+
+
+def _handshake_length(ctx: Context) -> int:
+    return len(opening_handshake(ctx.endpoint.ws_url("/ws/echo"))[1])
+
+
+# ---- keep-alive -------------------------------------------------------------------------------------------------
+def _keepalive_requests(host: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Different paths and sizes, so a leftover or misplaced byte from one request changes the next."""
+    plain = [("Host", host)]
+    return [
+        ("/health", plain),
+        ("/stats", plain + [("Accept", "application/json")]),
+        ("/health?pad=" + "x" * 300, plain + [("X-Long", "y" * 500)]),
+        ("/openapi.json", plain),
+    ]
+
+
+async def check_keepalive(ctx: Context) -> Outcome:
+    requests = _keepalive_requests(ctx.endpoint.host)
+    connection = await Connection.open(ctx.endpoint, ctx.step_s)
+    served, slowest = 0, 0.0
+    try:
+        client = HttpClient(connection)
+        for number in range(1, KEEPALIVE_REQUESTS + 1):
+            path, headers = requests[(number - 1) % len(requests)]
+            answer = await client.exchange("GET", path, headers, ctx.step_s)
+            figures = {"keepalive_requests_served": served, "keepalive_slowest_ms": round(slowest * 1000, 1)}
+            if answer.status != 200:
+                return False, (f"request {number} of {KEEPALIVE_REQUESTS} on one connection (GET {path[:30]}) got "
+                               f"{answer.describe()} after {served} answered"), figures
+            served += 1
+            slowest = max(slowest, answer.seconds)
+            if number < KEEPALIVE_REQUESTS and not client.reusable:
+                figures["keepalive_requests_served"] = served
+                return False, f"the target ended the connection (Connection: close) after {served} requests", figures
+    finally:
+        connection.close()
+    return True, f"{served} sequential requests answered 200 on one connection, slowest {slowest * 1000:.0f} ms", {
+        "keepalive_requests_served": served, "keepalive_slowest_ms": round(slowest * 1000, 1)}
+
+
+# ---- slow header drip -------------------------------------------------------------------------------------------
+async def _drip(ctx: Context, window_s: float) -> tuple[float | None, bytes]:
+    """One client sending its request head a byte every DRIP_INTERVAL_S; (seconds until the target closed, what it
+    sent) or (None, b"") if it was still open when the window ended."""
+    connection = await Connection.open(ctx.endpoint, ctx.step_s)
+    started = time.monotonic()
+    received = bytearray()
+    try:
+        await connection.send(f"GET /health HTTP/1.1\r\nHost: {ctx.endpoint.host}\r\nX-Drip: ".encode(), ctx.step_s)
+
+        async def sender() -> None:
+            while True:
+                await asyncio.sleep(DRIP_INTERVAL_S)
+                connection.writer.write(b"a")
+
+        sending = asyncio.create_task(sender())
+        try:
+            while time.monotonic() - started < window_s:
+                try:
+                    data = await connection.read(window_s - (time.monotonic() - started))
+                except asyncio.TimeoutError:
+                    break
+                if not data:
+                    return time.monotonic() - started, bytes(received)
+                received += data
+        finally:
+            sending.cancel()
+        return None, bytes(received)
+    finally:
+        connection.close()
+
+
+async def check_drip(ctx: Context) -> Outcome:
+    deadline = ctx.limits.head_deadline_s
+    window = min(DRIP_WINDOW_MAX_S, deadline + max(DRIP_GRACE_S, deadline / 2)) if deadline else DRIP_WINDOW_UNDOCUMENTED_S
+    drips = asyncio.gather(*(_drip(ctx, window) for _ in range(DRIPPERS)))
+    probes: list[Answer] = []
+    drip_task = asyncio.ensure_future(drips)
+    while not drip_task.done():
+        probes.append(await probe(ctx))
+        await asyncio.wait([drip_task], timeout=PROBE_INTERVAL_S)
+    outcomes = drip_task.result()
+    closed = [seconds for seconds, _ in outcomes if seconds is not None]
+    answers = sorted({data.split(b"\r\n", 1)[0].decode("latin-1") or "nothing" for seconds, data in outcomes
+                      if seconds is not None})
+    close_s = max(closed) if len(closed) == len(outcomes) else None
+    figures = {"drip_close_s": round(close_s, 2) if close_s is not None else None,
+               "drip_probe_slowest_ms": round(max(p.seconds for p in probes) * 1000, 1) if probes else None}
+    unserved = [p for p in probes if p.status != 200]
+    drip_words = (f"{len(closed)} of {DRIPPERS} drip clients closed (slowest after {max(closed):.1f} s, sent "
+                  f"{', '.join(answers)})" if closed else f"no drip client closed within {window:.1f} s")
+    if unserved:
+        return False, (f"/health while {DRIPPERS} clients dripped their headers: {len(unserved)} of {len(probes)} "
+                       f"probes unanswered, first: {unserved[0].describe()}; {drip_words}"), figures
+    if deadline is not None and close_s is None:
+        return False, f"documented head deadline {deadline:g} s, but {drip_words}", figures
+    documented = f"deadline {deadline:g} s" if deadline else f"no documented deadline ({HEAD_DEADLINE_KEY} in /health)"
+    return True, f"{drip_words}; {documented}; {len(probes)} /health probes meanwhile all 200", figures
+
+
+# ---- idle connections up to the cap -----------------------------------------------------------------------------
+async def _watch(connection: Connection, seen: dict[str, Any]) -> None:
+    """Record what an idle connection receives: an answer (a refusal), or a close without one."""
+    try:
+        data = await connection.read(CHECK_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        return
+    seen["data"] = data
+    seen["closed"] = True
+
+
+async def check_idle_cap(ctx: Context) -> Outcome:
+    cap = ctx.limits.max_connections
+    count = min(IDLE_MAX, cap + 2) if cap else IDLE_UNDOCUMENTED
+    connections: list[Connection] = []
+    seen: list[dict[str, Any]] = []
+    watchers = []
+    try:
+        probe_before_cap: Answer | None = None
+        for number in range(1, count + 1):
+            if cap and number == cap:  # one below the cap: the target must still serve others
+                probe_before_cap = await probe(ctx)
+            try:
+                connection = await Connection.open(ctx.endpoint, ctx.step_s)
+            except (OSError, asyncio.TimeoutError) as exc:
+                seen.append({"closed": True, "data": b"", "connect_error": str(exc) or type(exc).__name__})
+                continue
+            connections.append(connection)
+            seen.append({})
+            watchers.append(asyncio.create_task(_watch(connection, seen[-1])))
+        await asyncio.sleep(IDLE_SETTLE_S)
+        last_probe = await probe(ctx)
+        held = sum(1 for s in seen if not s.get("closed"))
+        refused = [s for s in seen if s.get("closed") and s.get("data", b"").startswith(b"HTTP/1.1 503")]
+        silent = [s for s in seen if s.get("closed") and not s.get("data", b"").startswith(b"HTTP/1.1 503")]
+        first_refused = next((i for i, s in enumerate(seen) if s in refused), None)
+        figures = {"idle_connections_opened": count, "idle_connections_held": held,
+                   "idle_held_before_refusal": first_refused, "idle_refused_503": len(refused)}
+        if silent:
+            example = silent[0].get("connect_error") or (silent[0]["data"][:40] or "a close without an answer")
+            return False, (f"{len(silent)} of {count} idle connections were dropped without a 503 (first: {example!r}); "
+                           f"{held} held"), figures
+        if cap and probe_before_cap is not None and probe_before_cap.status != 200:
+            return False, f"with {cap - 1} idle connections (cap {cap}) /health got {probe_before_cap.describe()}", figures
+        if last_probe.status not in (200, 503):
+            return False, f"with {held} idle connections held, /health got {last_probe.describe()} (200 or 503 expected)", figures
+        if cap is None and last_probe.status != 200:
+            return False, f"with {held} idle connections held and no documented cap, /health got {last_probe.describe()}", figures
+        if cap is not None and (held > cap or not refused):
+            return False, f"documented cap {cap}, but {held} of {count} idle connections held and {len(refused)} refused", figures
+        documented = f"documented cap {cap}" if cap else f"no documented cap ({CONNECTION_CAP_KEY} in /health)"
+        return True, (f"{held} of {count} idle connections held, {len(refused)} refused with 503, /health then "
+                      f"{last_probe.status}; {documented}"), figures
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        for connection in connections:
+            connection.close()
+
+
+# ---- resets mid-frame -------------------------------------------------------------------------------------------
+async def _connections(ctx: Context) -> int | str:
+    document = await stats(ctx)
+    if isinstance(document, str):
+        return document
+    value = document.get("connections")
+    return value if isinstance(value, int) else f"/stats has no integer `connections`: {json.dumps(document)[:80]}"
+
+
+async def _wait_connections(ctx: Context, wanted: int, timeout: float) -> tuple[int | str, float]:
+    started = time.monotonic()
+    while True:
+        now = await _connections(ctx)
+        if now == wanted or isinstance(now, str) or time.monotonic() - started > timeout:
+            return now, time.monotonic() - started
+        await asyncio.sleep(0.2)
+
+
+async def check_reset_mid_frame(ctx: Context) -> Outcome:
+    before = await _connections(ctx)
+    if isinstance(before, str):
+        return False, before, {}
+    clients: list[WebSocketClient] = []
+    try:
+        for _ in range(RESETS):
+            connection = await Connection.open(ctx.endpoint, ctx.step_s)
+            client = WebSocketClient(connection, ctx.endpoint.ws_url("/ws/chat?room=robustness-reset"))
+            clients.append(client)
+            await connection.send(client.handshake_bytes, ctx.step_s)
+            problem = await client.read_handshake(ctx.step_s)
+            if problem:
+                return False, f"/ws/chat handshake: {problem}", {}
+        counted, _ = await _wait_connections(ctx, before + RESETS, ctx.step_s)
+        if counted != before + RESETS:
+            return False, f"/stats connections {counted} with {RESETS} /ws/chat clients open (expected {before + RESETS})", {}
+        frame = Frame(Opcode.TEXT, b"r" * RESET_PARTIAL_FRAME).serialize(mask=True)
+        for client in clients:
+            await client.connection.send(frame[:len(frame) // 2], ctx.step_s)
+        await asyncio.sleep(0.1)  # the halves reach the target's parser before the resets
+        for client in clients:
+            client.connection.reset()
+    finally:
+        for client in clients:
+            client.connection.close()
+    after, settle = await _wait_connections(ctx, before, RESET_SETTLE_S)
+    figures = {"reset_settle_s": round(settle, 2) if after == before else None}
+    if after != before:
+        return False, f"{RESETS} clients reset mid-frame: /stats connections still {after} after {settle:.1f} s (was {before})", figures
+    health = await probe(ctx)
+    if health.status != 200:
+        return False, f"after {RESETS} resets mid-frame /health got {health.describe()}", figures
+    return True, f"{RESETS} clients reset mid-frame: /stats connections back to {before} in {settle:.1f} s, /health 200", figures
+
+
+# ---- ping flood with unread pongs -------------------------------------------------------------------------------
+def _mem_alloc(document: dict[str, Any] | str) -> int | None:
+    value = document.get("mem_alloc") if isinstance(document, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def check_ping_flood(ctx: Context) -> Outcome:
+    before_doc = await stats(ctx)
+    before = _mem_alloc(before_doc)
+    peak = before
+    connection = await Connection.open(ctx.endpoint, ctx.step_s, receive_buffer=FLOOD_RECEIVE_BUFFER)
+    sent = 0
+    stalled = False
+    try:
+        client = WebSocketClient(connection, ctx.endpoint.ws_url("/ws/echo"))
+        await connection.send(client.handshake_bytes, ctx.step_s)
+        problem = await client.read_handshake(ctx.step_s)
+        if problem:
+            return False, f"/ws/echo handshake: {problem}", {}
+        batch = Frame(Opcode.PING, PING_PAYLOAD).serialize(mask=True) * FLOOD_BATCH
+        started = time.monotonic()
+        while sent < FLOOD_PINGS and time.monotonic() - started < FLOOD_TIME_S:
+            connection.writer.write(batch)
+            try:
+                await asyncio.wait_for(connection.writer.drain(), max(0.05, FLOOD_TIME_S - (time.monotonic() - started)))
+            except asyncio.TimeoutError:
+                stalled = True  # the target stopped reading: what a bounded target does
+                break
+            except (ConnectionError, OSError):
+                stalled = True  # the target failed the connection: also bounded
+                break
+            sent += FLOOD_BATCH
+            if before is not None and sent % FLOOD_SAMPLE_EVERY == 0:
+                sample = _mem_alloc(await stats(ctx))
+                peak = max(peak or 0, sample or 0)
+        settle_until = time.monotonic() + FLOOD_SETTLE_S
+        while before is not None and time.monotonic() < settle_until:
+            sample = _mem_alloc(await stats(ctx))
+            peak = max(peak or 0, sample or 0)
+            await asyncio.sleep(0.25)
+    finally:
+        connection.reset()
+    health = await probe(ctx)
+    flood_bytes = sent * (len(PING_PAYLOAD) + 2)  # the pongs the target was asked for
+    how = f"{sent} pings ({flood_bytes // 1024} KiB of pongs) sent unread{', then the target stopped reading' if stalled else ''}"
+    figures: dict[str, Any] = {"flood_pings_sent": sent, "flood_peak_mem_alloc": peak, "flood_mem_growth": None}
+    if health.status != 200:
+        return False, f"{how}: /health then got {health.describe()}", figures
+    if before is None or peak is None:
+        return True, f"{how}; /health 200; memory not reported by /stats (mem_alloc null): not judged", figures
+    growth = peak - before
+    figures["flood_mem_growth"] = growth
+    limit = ctx.limits.send_buffer_limit
+    bound = 4 * limit + FLOOD_BOUND_SLACK if limit else max(FLOOD_BOUND_SLACK, flood_bytes // 4)
+    basis = (f"4 x send_buffer_limit {limit} + 1 MiB" if limit
+             else f"a quarter of the unread pongs (no {SEND_BUFFER_KEY} in /health)")
+    if growth > bound:
+        return False, f"{how}: mem_alloc grew {growth // 1024} KiB (peak {peak}), over the bound {bound // 1024} KiB ({basis})", figures
+    return True, f"{how}: mem_alloc grew {growth // 1024} KiB (peak {peak}), bound {bound // 1024} KiB ({basis}); /health 200", figures
+
+
+# ---- schemathesis -----------------------------------------------------------------------------------------------
+SCHEMATHESIS_CHECKS = "not_a_server_error,response_schema_conformance"
+
+
+def schemathesis_argv(openapi_url: str, junit: Path) -> list[str]:
+    return [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis(prog_name='st')", "run",
+            openapi_url, "--checks", SCHEMATHESIS_CHECKS, "--max-examples", str(SCHEMA_EXAMPLES), "--workers", "1",
+            "--max-time", str(SCHEMA_TIME_S), "--request-timeout", str(SCHEMA_REQUEST_TIMEOUT_S), "--no-shrink",
+            "--max-failures", "3", "--seed", "1", "--report", "junit", "--report-junit-path", str(junit)]
+
+
+def _junit_problems(junit: Path) -> tuple[int, list[str]]:
+    """(operations, "GET /x: first line of each failure or error") from schemathesis' JUnit report."""
+    root = ET.parse(junit).getroot()
+    cases = list(root.iter("testcase"))
+    problems = []
+    for case in cases:
+        for element in [*case.findall("failure"), *case.findall("error")]:
+            text = (element.get("message") or element.text or "").strip()
+            problems.append(f"{case.get('name')}: {text.splitlines()[0] if text else element.tag}")
+    return len(cases), problems
+
+
+async def check_schemathesis(ctx: Context) -> Outcome:
+    junit = ctx.out_dir / "schemathesis-junit.xml"
+    junit.unlink(missing_ok=True)
+    process = ManagedProcess(schemathesis_argv(ctx.target.http_url("/openapi.json"), junit),
+                             log_path=ctx.out_dir / "schemathesis.log", cwd=str(ctx.out_dir))
+    try:
+        code = await asyncio.to_thread(process.proc.wait, SCHEMA_TIME_S + 30)
+    finally:
+        process.stop()
+    if not junit.is_file():
+        tail = " | ".join(process.output().strip().splitlines()[-3:])
+        return False, f"schemathesis wrote no report (exit {code}): {tail}", {}
+    operations, problems = _junit_problems(junit)
+    figures = {"schema_operations": operations, "schema_problems": len(problems)}
+    if problems or code != 0:
+        shown = "; ".join(problems[:3]) + (f"; ... {len(problems) - 3} more" if len(problems) > 3 else "")
+        return False, f"schemathesis on /openapi.json ({operations} operations): {shown or f'exit {code}'}", figures
+    return True, f"schemathesis: {operations} operations, no 5xx, every response matched the schema", figures
+
+
+HTTP_SPLIT = f"GET {SPLIT_PATH} with a body"
+HANDSHAKE_SPLIT = "the /ws/echo handshake and one echo"
+CHECKS = (
+    Check("split.http-pieces", "an HTTP request in small pieces gets the same answer as in one piece",
+          _split_check(_http_split_outcome, _split_request_length, HTTP_SPLIT, SMALL_PIECES, PIECE_GAP_S,
+                       "in pieces of 1-34 bytes")),
+    Check("split.http-bytewise", "an HTTP request byte by byte gets the same answer as in one piece",
+          _split_check(_http_split_outcome, _split_request_length, HTTP_SPLIT, (1,), BYTE_GAP_S, "byte by byte")),
+    Check("split.http-every-boundary", "an HTTP request in two reads, split at any byte, gets the same answer",
+          _split_check(_http_split_outcome, _split_request_length, HTTP_SPLIT, None, BOUNDARY_GAP_S, "")),
+    Check("split.handshake-pieces", "a WebSocket handshake in small pieces gets the same outcome as in one piece",
+          _split_check(_handshake_outcome, _handshake_length, HANDSHAKE_SPLIT, SMALL_PIECES, PIECE_GAP_S,
+                       "in pieces of 1-34 bytes")),
+    Check("split.handshake-bytewise", "a WebSocket handshake byte by byte gets the same outcome as in one piece",
+          _split_check(_handshake_outcome, _handshake_length, HANDSHAKE_SPLIT, (1,), BYTE_GAP_S, "byte by byte")),
+    Check("split.handshake-every-boundary", "a WebSocket handshake in two reads, split at any byte, gets the same outcome",
+          _split_check(_handshake_outcome, _handshake_length, HANDSHAKE_SPLIT, None, BOUNDARY_GAP_S, "")),
+    Check("keepalive.sequential", f"{KEEPALIVE_REQUESTS} sequential requests on one keep-alive connection are all answered",
+          check_keepalive),
+    Check("drip.header", "a client dripping its request head is closed within the documented deadline, "
+          "and others are served meanwhile", check_drip),
+    Check("idle.cap", "idle connections up to the documented cap leave others served; refusal is 503, not silence",
+          check_idle_cap),
+    Check("reset.mid-frame", "clients reset mid-frame leave the target serving and /stats connections back where they were",
+          check_reset_mid_frame),
+    Check("ping.flood", "a ping flood whose pongs are never read keeps the target's memory bounded", check_ping_flood),
+    Check("schema.openapi", "schemathesis on /openapi.json: no 5xx, responses match the schema", check_schemathesis),
+)
