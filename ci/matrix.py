@@ -19,12 +19,13 @@ from hil.artifacts import REPORTS_ROOT, atomic_write_json, new_run_id, target_sl
 from hil.errors import SetupError
 from hil.targets import resolve_target
 
-SUITES = ("conformance", "contract", "hil", "load")
+SUITES = ("conformance", "contract", "hil", "load", "robustness")
 # suite -> how its cell runs: the vhil subcommand (or pytest for the HIL suite), before --target/--out
 _SUITE_COMMANDS = {
     "conformance": ["-m", "hil.cli", "conformance"],
     "contract": ["-m", "hil.cli", "contract"],
     "load": ["-m", "hil.cli", "load"],
+    "robustness": ["-m", "hil.cli", "robustness"],
     "hil": ["-m", "pytest", str(Path(__file__).resolve().parent.parent / "hil" / "tests"), "-q", "-p", "no:cacheprovider"],
 }
 
@@ -43,12 +44,15 @@ DEFAULT_CELLS = (
     Cell("host", "conformance"),
     Cell("host", "contract"),
     Cell("host", "load", ("--scenario", "fanout", "--users", "100", "--duration", "10"), 300),
+    Cell("host", "robustness", (), 300),
     Cell("sim", "hil", (), 600),
     Cell("sim", "contract", (), 600),
     Cell("sim", "conformance", (), 900),
+    Cell("sim", "robustness", (), 600),
     Cell("qemu-microbit", "hil", (), 600),
     Cell("mpy", "contract", (), 600),
     Cell("mpy", "conformance", ("--cases", "1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"), 1200),
+    Cell("mpy", "robustness", (), 900),
 )
 
 
@@ -131,7 +135,7 @@ def select_cells(targets: list[str] | None, suites: list[str] | None) -> list[Ce
     # a target named on the command line but absent from the defaults gets every suite that fits it
     for name in targets or []:
         if not any(c.target == name for c in DEFAULT_CELLS):
-            cells += [Cell(name, suite) for suite in (suites or ("conformance", "contract", "hil"))]
+            cells += [Cell(name, suite) for suite in (suites or ("conformance", "contract", "hil", "robustness"))]
     return cells
 
 
