@@ -1,5 +1,5 @@
-"""`vhil robustness`: it fails, naming the property, against the DUT app with the split-read bug put back; it
-reports accepted failures by their baseline reason; bad input is one line and exit 2."""
+"""`vhil robustness`: it holds on host, fails naming the property against the DUT app with the split-read bug put
+back, reports accepted failures by their baseline reason, and answers bad input with one line and exit 2."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from _servers_robustness import HERE as ROBUSTNESS_SERVERS
 from conformance.baseline import Baseline
 from conformance.results import OK
 from conformance.robustness import outputs
-from conformance.robustness.checks import CHECKS, CheckResult, Limits
+from conformance.robustness.checks import CHECKS, KEEPALIVE_REQUESTS, CheckResult, Limits
 from conformance.robustness.runner import Session, case_result
 
 SPLIT_PROPERTIES = {"split.http-every-boundary", "split.handshake-every-boundary"}
@@ -41,6 +41,18 @@ def test_fails_naming_the_property_against_a_split_read_server(tmp_path):
     assert SPLIT_PROPERTIES <= {regression.split(":")[0] for regression in summary["regressions"]}
     for figure in ("drip_close_s", "keepalive_requests_served", "idle_held_before_refusal", "flood_peak_mem_alloc"):
         assert figure in summary["figures"], sorted(summary["figures"])
+
+
+def test_host_holds_with_its_figures(tmp_path):
+    run = vhil("robustness", "--target", "host", "--out", str(tmp_path), timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["holds"] is True and summary["totals"] == {OK: len(CHECKS)}, summary["checks"]
+    figures = summary["figures"]
+    assert figures["keepalive_requests_served"] == KEEPALIVE_REQUESTS
+    assert figures["reset_settle_s"] is not None and figures["schema_problems"] == 0
+    assert figures["flood_pings_sent"] > 0 and figures["flood_peak_mem_alloc"] is None  # CPython: not reported
+    assert "robustness figures" in run.stdout
 
 
 def _session(tmp_path: Path, baseline: Baseline | None, passed: bool) -> Session:

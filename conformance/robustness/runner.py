@@ -19,7 +19,8 @@ from rich.table import Table
 from conformance.baseline import BASELINES_DIR, Baseline, Verdict, compare, default_baseline_path, load_baseline
 from conformance.results import OK, CaseResult, not_run
 from conformance.robustness import outputs
-from conformance.robustness.checks import CHECK_TIMEOUT_S, CHECKS, Check, CheckResult, Context, Limits
+from conformance.robustness.checks import (CHECK_TIMEOUT_S, CHECKS, Check, CheckResult, Context, Limits, Outcome,
+                                           served_again)
 from conformance.robustness.wire import Endpoint
 from conformance.runner import PROBE_TIMEOUT_S, fetch_health
 from hil.artifacts import default_out_dir
@@ -39,11 +40,17 @@ def case_result(result: CheckResult) -> CaseResult:
                       duration_ms=round(result.seconds * 1000, 1), result_text=result.message)
 
 
+async def _check_then_settle(check: Check, ctx: Context) -> Outcome:
+    outcome = await asyncio.wait_for(check.run(ctx), CHECK_TIMEOUT_S)
+    await served_again(ctx)
+    return outcome
+
+
 def run_check(check: Check, ctx: Context) -> CheckResult:
     """One check on a fresh event loop, bounded in time; a connection error is the target's doing, so a failure."""
     started = time.monotonic()
     try:
-        passed, message, figures = asyncio.run(asyncio.wait_for(check.run(ctx), CHECK_TIMEOUT_S))
+        passed, message, figures = asyncio.run(_check_then_settle(check, ctx))
     except asyncio.TimeoutError:
         passed, message, figures = False, f"did not finish within {CHECK_TIMEOUT_S:g} s", {}
     except (OSError, EOFError) as exc:
