@@ -68,6 +68,13 @@ class Board:
     labels: tuple[str, ...] = ()
     elf: Path | None = None  # firmware ELF for backtrace decoding
     addr2line: str | None = None  # xtensa-esp32-elf-addr2line or riscv32-esp-elf-addr2line
+    place: str | None = None  # a labgrid place to acquire instead of opening `port` (docs/farm.md)
+    tags: tuple[tuple[str, str], ...] = ()  # reserve any labgrid place with these tags
+
+    @property
+    def on_farm(self) -> bool:
+        """Reached through a labgrid coordinator (a place or a reservation by tags), not a local port."""
+        return self.place is not None or bool(self.tags)
 
     @property
     def port_is_url(self) -> bool:
@@ -130,7 +137,11 @@ def load_inventory_if_present(path: Path | None) -> Inventory | None:
     return load_inventory(path)
 
 
-_BOARD_KEYS = {"id", "chip", "port", "baud", "reset", "flash", "wifi", "base_url", "labels", "elf", "addr2line"}
+_BOARD_KEYS = {"id", "chip", "port", "baud", "reset", "flash", "wifi", "base_url", "labels", "elf", "addr2line", "place",
+               "tags"}
+# labgrid's own rules (labgrid.remote.common.TAG_KEY) for tag keys; values are kept to what reservations accept
+TAG_KEY_RE = re.compile(r"^[a-z][a-z0-9_]+$")
+TAG_VALUE_RE = re.compile(r"^[a-z0-9_.-]+$")
 _FLASH_KEYS = {"images", "baud", "erase"}
 _WIFI_KEYS = {"ssid_env", "password_env"}
 
@@ -163,8 +174,20 @@ def _parse_board(entry: Any, index: int, base_dir: Path) -> Board:
     base_url = entry.get("base_url")
     if base_url is not None and (not isinstance(base_url, str) or not re.match(r"^https?://[^/\s]+/?$", base_url)):
         raise fail("base_url", f"must look like http://HOST:PORT (got {base_url!r})")
-    if port is None and base_url is None:
-        raise fail("port", "is missing; give a serial port (or at least base_url)")
+    place = entry.get("place")
+    if place is not None and (not isinstance(place, str) or not _ID_RE.match(place)):
+        raise fail("place", f"must be a labgrid place name of letters, digits, '_', '.', '-' (got {place!r})")
+    raw_tags = entry.get("tags", {})
+    if not isinstance(raw_tags, dict) or not raw_tags and "tags" in entry:
+        raise fail("tags", "must be a non-empty table of labgrid tags, e.g. tags = {chip = \"esp32s3\"}")
+    for key, value in raw_tags.items():
+        if not TAG_KEY_RE.match(key) or not isinstance(value, str) or not TAG_VALUE_RE.match(value):
+            raise fail(f"tags.{key}", "must be key = \"value\" with a key of a-z, 0-9, _ (letter first) and a value of "
+                                      "a-z, 0-9, _, ., - (labgrid's tag rules)")
+    if sum(x is not None for x in (port, place, raw_tags or None)) > 1:
+        raise fail("place", "port, place and tags exclude each other: a farm board's port comes from labgrid")
+    if port is None and base_url is None and place is None and not raw_tags:
+        raise fail("port", "is missing; give a serial port, a labgrid place or tags (or at least base_url)")
     labels = entry.get("labels", [])
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise fail("labels", "must be a list of strings")
@@ -216,6 +239,7 @@ def _parse_board(entry: Any, index: int, base_dir: Path) -> Board:
         id=board_id, chip=chip, port=port.strip() if port else None, baud=baud, reset=reset, images=tuple(images),
         flash_baud=flash_baud, erase=erase, wifi=wifi, base_url=base_url.rstrip("/") if base_url else None,
         labels=tuple(labels), elf=(base_dir / elf) if elf else None, addr2line=addr2line,
+        place=place, tags=tuple(sorted(raw_tags.items())),
     )
 
 
