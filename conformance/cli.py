@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hil.lock import add_lock_timeout_option
 from hil.targets import TARGET_HELP
 from conformance.engines import ENGINES
 
@@ -35,6 +36,7 @@ def _add_target_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--target", required=True, metavar="TARGET", help=TARGET_HELP)
     parser.add_argument("--boards", type=Path, default=None, metavar="FILE", help="board inventory")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help=out_help)
+    add_lock_timeout_option(parser)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

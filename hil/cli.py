@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 from typing import Sequence
 
 from hil.errors import SetupError
+from hil.lock import LOCK_TIMEOUT_ENV
 
 # Each module has register(subparsers) adding its subcommands; a subcommand's handler is args.func(args) -> int.
-SUBCOMMAND_MODULES = ("vhil_serve.cli", "conformance.cli", "hil.commands", "hil.bench", "loadtest.cli", "ci.matrix",
-                      "ci.report")
+SUBCOMMAND_MODULES = ("vhil_serve.cli", "conformance.cli", "hil.commands", "hil.bench", "hil.farm.cli", "loadtest.cli",
+                      "ci.matrix", "ci.report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +36,9 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "lock_timeout", None) is not None:
+        # the environment carries it to whatever acquires the board: targets, suites, matrix cells, pytest
+        os.environ[LOCK_TIMEOUT_ENV] = f"{args.lock_timeout:g}"
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     # a shell starts background jobs with SIGINT ignored; Ctrl-C (or a CI runner's SIGINT) must still stop us
     signal.signal(signal.SIGINT, signal.default_int_handler)

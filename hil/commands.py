@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from hil.errors import SetupError
+from hil.lock import add_lock_timeout_option
 from hil.redact import redact
 from hil.serial.console import ConsoleClosed, ConsoleEventError, ConsoleTimeout
 from hil.serial.events import BROWNOUT, FATAL_KINDS, PANIC, WATCHDOG
@@ -39,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument("--target", required=True, metavar="TARGET", help=TARGET_HELP)
         parser.add_argument("--boards", type=Path, default=None, metavar="FILE", help="board inventory (boards.toml)")
         parser.add_argument("--logs", type=Path, default=None, metavar="DIR", help="write the serial log here")
+        add_lock_timeout_option(parser)
         return parser
 
     exec_parser = action("exec", "run CODE on the board; print what it printed")
@@ -247,7 +250,12 @@ def cmd_flash(args: argparse.Namespace) -> int:
         print(f"flash skipped: board {target.board.id} has {reason}")
         return EXIT_OK
     log = args.logs / "esptool.log" if args.logs else None
-    result = flash_board(target.board, log)
+    target.acquire()
+    try:
+        board = replace(target.board, port=target.console_url())  # a farm board is flashed through its place
+        result = flash_board(board, log)
+    finally:
+        target.release()
     print(result.output_tail)
     if not result.ok:
         return _event_exit(f"flash: esptool failed or did not verify ({result.verified_regions}/{len(target.board.images)} "

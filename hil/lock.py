@@ -15,6 +15,7 @@ import getpass
 import json
 import os
 import re
+import shlex
 import socket
 import stat
 import sys
@@ -29,6 +30,7 @@ from hil.redact import redact
 
 LOCK_DIR_ENV = "VHIL_LOCK_DIR"
 LOCK_TIMEOUT_ENV = "VHIL_LOCK_TIMEOUT"
+LEASE_LOG_ENV = "VHIL_LEASE_LOG"  # when set: one JSON line per board lease appended here (who, which, waits, times)
 DEFAULT_LOCK_TIMEOUT_S = 300.0  # a CI job queued behind another for five minutes is stuck, not busy
 POLL_S = 0.2
 _COMMAND_CHARS = 160
@@ -99,7 +101,7 @@ class Holder:
 
     @classmethod
     def of_this_process(cls) -> "Holder":
-        command = redact(" ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)))
+        command = redact(shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]]))
         return cls(os.getpid(), socket.gethostname(), getpass.getuser(), command[:_COMMAND_CHARS], time.time())
 
     def describe(self, now: float | None = None) -> str:
@@ -215,3 +217,16 @@ class ExclusiveLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def append_lease_record(record: dict[str, object]) -> None:
+    """One line in $VHIL_LEASE_LOG (when set) for a lease that ended: a farm's account of who held which board."""
+    path = os.environ.get(LEASE_LOG_ENV)
+    if not path:
+        return
+    line = (json.dumps(dict(record, pid=os.getpid()), sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, line)  # one write on O_APPEND: concurrent writers never interleave within a line
+    finally:
+        os.close(fd)

@@ -36,6 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="board inventory (default: $VHIL_BOARDS or ./boards.toml)")
     group.addoption("--target-logs", default=None, metavar="DIR",
                     help="folder for the targets' own logs (server output, serial log)")
+    group.addoption("--lock-timeout", default=None, type=float, metavar="SECONDS",
+                    help="wait this long for a board another run holds, then stop naming the holder (default 300)")
 
 
 def _boards_path(config: pytest.Config) -> Path | None:
@@ -137,6 +139,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.unregister(labgrid_plugin)
     config.pluginmanager.register(_TargetFixture(), "vhil-target-fixture")
     config.addinivalue_line("markers", "needs(*capabilities): capabilities the target must offer (serial, network, flash)")
+    lock_timeout = config.getoption("--lock-timeout", None)
+    if lock_timeout is not None:  # read where a board target acquires its board (hil/lock.py)
+        from hil.lock import LOCK_TIMEOUT_ENV
+
+        os.environ[LOCK_TIMEOUT_ENV] = f"{lock_timeout:g}"
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -19,6 +19,7 @@ SCENARIO_HELP = "fanout | rooms | churn | slow-consumer | stepup"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from hil.lock import add_lock_timeout_option
     from hil.targets import TARGET_HELP
     from loadtest.scenarios import SCENARIOS, LoadOptions
 
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("load", help="broadcast load scenario with exact delivery accounting (locust)",
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", required=True, help=TARGET_HELP)
+    add_lock_timeout_option(parser)
     parser.add_argument("--scenario", required=True, choices=SCENARIOS, metavar="SCENARIO", help=SCENARIO_HELP)
     parser.add_argument("--users", type=int, default=defaults.users,
                         help=f"room members (stepup: the most it tries; churn: stable + churning) (default {defaults.users})")

@@ -37,6 +37,10 @@ def place_lock(place: str) -> ExclusiveLock:
     return ExclusiveLock(f"place-{place}", f"labgrid place {place}")
 
 
+def reservation_lock(token: str) -> ExclusiveLock:
+    return ExclusiveLock(f"reservation-{token}", f"labgrid reservation {token}")
+
+
 class Coordinator:
     """A labgrid ClientSession on an event loop of its own thread, so blocking code can call it."""
 
@@ -124,7 +128,8 @@ class PlaceLease:
     power: bool = False  # the place has a power resource labgrid can switch
     reservation_wait_s: float = 0.0
     acquire_s: float = 0.0
-    _lock: ExclusiveLock | None = field(default=None, repr=False)
+    _lock: ExclusiveLock | None = field(default=None, repr=False)  # the local record of the acquired place
+    _reservation_record: ExclusiveLock | None = field(default=None, repr=False)
 
     def acquire(self, timeout: float, status: WaitStatus | None = None) -> None:
         status = status or WaitStatus()
@@ -142,6 +147,10 @@ class PlaceLease:
         started = time.monotonic()
         request = pb.CreateReservationRequest(filters={"main": pb.Reservation.Filter(filter=self.filters)}, prio=0)
         self.token = self.coordinator.rpc("CreateReservation", request).reservation.token
+        # a reservation whose owner is killed while it waits would take the next free place and keep it (unpolled)
+        # for 60 s: the record lets `vhil farm release --stale` cancel it
+        self._reservation_record = reservation_lock(self.token)
+        self._reservation_record.try_acquire()
         try:
             while True:
                 reservation = self.coordinator.rpc("PollReservation", pb.PollReservationRequest(token=self.token)).reservation
@@ -157,12 +166,18 @@ class PlaceLease:
                 if waited >= timeout:
                     raise SetupError(f"{self.what}: no labgrid place with {_filter_text(self.filters)} free after "
                                      f"{timeout:g} s; {busy} (raise --lock-timeout, or free a place)")
-                status.show(busy, f"waiting for a labgrid place with {_filter_text(self.filters)} "
+                status.show(self.holders(), f"waiting for a labgrid place with {_filter_text(self.filters)} "
                                   f"({waited:.0f}/{timeout:g} s): {busy}")
                 time.sleep(POLL_S)
         finally:
             status.done()
             self.reservation_wait_s = time.monotonic() - started
+
+    def holders(self) -> str:
+        """Who holds the matching places, without times: the status line's subject (reprinted when it changes)."""
+        assert self.coordinator is not None
+        return " ".join(f"{n}={p.acquired}" for n, p in sorted(self.coordinator.places().items())
+                        if matches(p.tags, self.filters, n))
 
     def busy_places(self) -> str:
         """Who holds the places that would match, for the status line and the timeout message."""
@@ -224,17 +239,23 @@ class PlaceLease:
         coordinator, self.coordinator = self.coordinator, None
         pb = coordinator.pb
         try:
+            # Cancel first: a released place stays allocated to its reservation (kept from others) until that is
+            # cancelled or expires, and the coordinator hands a freed place to the next reservation only when it
+            # schedules (on a release, or every 15 s), so releasing last lets the next waiter have it at once.
+            if self.token is not None:
+                coordinator.rpc("CancelReservation", pb.CancelReservationRequest(token=self.token))
             if self._lock is not None:
                 coordinator.rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=self.place))
-            if self.token is not None:
-                # released, a reservation stays allocated (and keeps the place from others) until it expires
-                coordinator.rpc("CancelReservation", pb.CancelReservationRequest(token=self.token))
         except SetupError:
             pass  # the coordinator went away: it forgets the acquisition with its state, or `farm release --stale`
         finally:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+            if self._reservation_record is not None:
+                self._reservation_record.path.unlink(missing_ok=True)
+                self._reservation_record.release()
+                self._reservation_record = None
             self.token = None
             coordinator.close()
 
@@ -244,15 +265,29 @@ def _filter_text(filters: dict[str, str]) -> str:
 
 
 @dataclass(frozen=True)
-class StalePlace:
+class StaleLease:
+    kind: str  # place | reservation
     name: str
     holder: str  # what the local record says about the holder that is gone
 
 
-def release_stale(coordinator: Coordinator) -> list[StalePlace]:
-    """Release the places acquired by this host/user whose local holder record is not held by a live process."""
+def release_stale(coordinator: Coordinator) -> list[StaleLease]:
+    """Cancel the reservations and release the places of this host/user whose local record's holder is gone."""
     released = []
     pb = coordinator.pb
+    for reservation in coordinator.rpc("GetReservations", pb.GetReservationsRequest()).reservations:
+        record = reservation_lock(reservation.token)
+        if reservation.owner != coordinator.identity or not record.path.exists():
+            continue
+        holder = read_holder(record.path)
+        if not record.try_acquire():
+            continue  # its holder is alive and waiting
+        try:
+            coordinator.rpc("CancelReservation", pb.CancelReservationRequest(token=reservation.token))
+            released.append(StaleLease("reservation", reservation.token, holder.describe() if holder else "unknown"))
+        finally:
+            record.path.unlink(missing_ok=True)
+            record.release()
     for name, place in sorted(coordinator.places().items()):
         if place.acquired != coordinator.identity:
             continue
@@ -263,13 +298,13 @@ def release_stale(coordinator: Coordinator) -> list[StalePlace]:
         if not lock.try_acquire():
             continue  # its holder is alive
         try:
-            coordinator.rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=name))
             if place.reservation:
                 try:
                     coordinator.rpc("CancelReservation", pb.CancelReservationRequest(token=place.reservation))
                 except SetupError:
-                    pass  # already expired
-            released.append(StalePlace(name, holder.describe() if holder else "unknown"))
+                    pass  # already cancelled above, or expired
+            coordinator.rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=name))
+            released.append(StaleLease("place", name, holder.describe() if holder else "unknown"))
         finally:
             lock.release()
     return released

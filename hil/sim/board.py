@@ -425,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.sim", description="simulated ESP32 running MicroPython on a pty")
     parser.add_argument("--fs", required=True, type=Path, help="directory holding the board's filesystem")
     parser.add_argument("--faults", default=None, help=f"fault spec (default: ${FAULTS_ENV}); see hil/sim/faults.py")
+    parser.add_argument("--sessions", type=Path, default=None, metavar="FILE",
+                        help="append every open and close of the port here (hil/sim/sessions.py)")
     # internal: set when the sim re-executes itself for a reset
     parser.add_argument("--master-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--slave-fd", type=int, help=argparse.SUPPRESS)
@@ -444,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.master_fd is None:
         master, slave = os.openpty()
         tty.setraw(slave)  # no echo, no line discipline: bytes pass as on a UART
+        if args.sessions is not None:
+            from hil.sim.sessions import start_recorder
+
+            start_recorder(os.ttyname(slave), args.sessions, close_fds=(master, slave))
         print(f"pty {os.ttyname(slave)}", flush=True)
         faults_spec = args.faults if args.faults is not None else os.environ.get(FAULTS_ENV, "")
         os.environ[FAULTS_ENV] = faults_spec  # carried across re-executions
