@@ -101,7 +101,7 @@ class Holder:
 
     @classmethod
     def of_this_process(cls) -> "Holder":
-        command = redact(shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]]))
+        command = redact(shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])).replace("\n", "\\n")  # one line
         return cls(os.getpid(), socket.gethostname(), getpass.getuser(), command[:_COMMAND_CHARS], time.time())
 
     def describe(self, now: float | None = None) -> str:

@@ -60,9 +60,11 @@ class SimulatedBoard:
 
 
 @contextmanager
-def simulated_board(fs: Path, faults: str = "") -> Iterator[SimulatedBoard]:
-    """The simulated ESP32 (`python -m hil.sim`) on a fresh pty with VHIL_SIM_FAULTS=`faults`."""
-    proc = subprocess.Popen([sys.executable, "-m", "hil.sim", "--fs", str(fs)], stdout=subprocess.PIPE, text=True,
+def simulated_board(fs: Path, faults: str = "", sessions: Path | None = None) -> Iterator[SimulatedBoard]:
+    """The simulated ESP32 (`python -m hil.sim`) on a fresh pty with VHIL_SIM_FAULTS=`faults`; with `sessions`,
+    it records every open and close of its port there (hil/sim/sessions.py)."""
+    record = ["--sessions", str(sessions)] if sessions is not None else []
+    proc = subprocess.Popen([sys.executable, "-m", "hil.sim", "--fs", str(fs), *record], stdout=subprocess.PIPE, text=True,
                             start_new_session=True, env=dict(os.environ, VHIL_SIM_FAULTS=faults))
     try:
         line = proc.stdout.readline() if proc.stdout else ""

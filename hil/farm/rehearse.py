@@ -33,7 +33,9 @@ from typing import Any, Callable
 
 from hil.artifacts import atomic_write_json, new_run_id
 from hil.errors import SetupError
+from hil.farm.export import FarmExport, export_boards, tag_key
 from hil.farm.places import COORDINATOR_ENV, Coordinator
+from hil.inventory import Board, Inventory
 from hil.lock import LEASE_LOG_ENV, LOCK_DIR_ENV, LOCK_TIMEOUT_ENV
 from hil.sim.sessions import read_sessions
 from hil.targets.process import ManagedProcess
@@ -119,6 +121,8 @@ class Farm:
         self.address = f"127.0.0.1:{free_port()}"
         self.processes: list[ManagedProcess] = []
         self.sims: dict[str, tuple[ManagedProcess, str, Path]] = {}  # place -> (process, pty, session record)
+        self.export = FarmExport({}, [], [])
+        self.job_tags: dict[str, str] = {}  # what a job reserves by: the chip and this rehearsal's label
 
     def _start(self, argv: list[str], log: str, **kwargs: Any) -> ManagedProcess:
         process = ManagedProcess(argv, log_path=self.work / "logs" / log, die_with_parent=True, **kwargs)
@@ -144,9 +148,14 @@ class Farm:
                 raise SetupError(f"rehearsal: simulated board {name} did not start ({exc})") from None
             self.sims[name] = (process, pty, record)
         self._wait_listening(coordinator)
+        # the boards as an inventory would list them, exported the way `vhil farm export` does it
+        label = f"rehearsal-{self.run_tag}"
+        inventory = Inventory(self.work / "farm-boards.toml", tuple(
+            Board(id=name, chip="esp32", port=pty, reset="soft", labels=(label,)) for name, (_, pty, _) in self.sims.items()))
+        self.export = export_boards(inventory, EXPORTER_NAME)
+        self.job_tags = {"chip": "esp32", tag_key(label): "yes"}
         exporter_config = self.work / "exporter.yaml"
-        exporter_config.write_text("".join(f"{name}:\n  RawSerialPort:\n    port: {pty}\n    speed: 115200\n"
-                                           for name, (_, pty, _) in self.sims.items()))
+        exporter_config.write_text(self.export.exporter_yaml())
         progress("starting the labgrid exporter")
         # ser2net (started by the exporter per acquired place) dies with the exporter even if that is SIGKILLed
         shim = self.work / "bin" / "ser2net"
@@ -177,12 +186,10 @@ class Farm:
         client = Coordinator(self.address)
         pb = client.pb
         try:
-            for name in self.sims:
+            for name, pattern, tags in self.export.places:
                 client.rpc("AddPlace", pb.AddPlaceRequest(name=name))
-                client.rpc("SetPlaceTags", pb.SetPlaceTagsRequest(
-                    placename=name, tags={"chip": "esp32", "rehearsal": self.run_tag, "board": name}))
-                client.rpc("AddPlaceMatch", pb.AddPlaceMatchRequest(
-                    placename=name, pattern=f"{EXPORTER_NAME}/{name}/NetworkSerialPort"))
+                client.rpc("SetPlaceTags", pb.SetPlaceTagsRequest(placename=name, tags=tags))
+                client.rpc("AddPlaceMatch", pb.AddPlaceMatchRequest(placename=name, pattern=pattern))
             deadline = time.monotonic() + START_TIMEOUT_S
             while True:  # jobs must find every board exported, not race the exporter's first report
                 client.sync()
@@ -261,8 +268,8 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
         farm.start(progress)
         inventory = work / "boards.toml"
         # the job's view of the farm: no board, only what it needs
-        inventory.write_text(f'[[board]]\nid = "farm"\nchip = "esp32"\nreset = "soft"\n'
-                             f'tags = {{chip = "esp32", rehearsal = "{run_tag}"}}\n')
+        tags = ", ".join(f'{k} = "{v}"' for k, v in farm.job_tags.items())
+        inventory.write_text(f'[[board]]\nid = "farm"\nchip = "esp32"\nreset = "soft"\ntags = {{{tags}}}\n')
         env = dict(os.environ, **{COORDINATOR_ENV: farm.address, LEASE_LOG_ENV: str(work / "leases.jsonl"),
                                   LOCK_DIR_ENV: str(work / "locks"), LOCK_TIMEOUT_ENV: f"{job_timeout:g}",
                                   "PYTHONUNBUFFERED": "1"})

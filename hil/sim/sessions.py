@@ -1,9 +1,11 @@
 """The simulated board's record of its sessions: every open and close of its serial port, as the kernel saw them.
 
 A session is the time someone has the board's port open (a runner, mpremote, ser2net for a farm client). The
-recorder watches the pty with inotify, so it sees every client whatever it is and whether or not it took a lock,
-and appends one JSON line per event: {"t": epoch seconds, "event": "open" | "close", "open": how many now}. Two
-sessions overlap when an open finds the port already open: `open` >= 2 on an open line.
+recorder watches the pty with inotify, so it sees every client whatever it is and whether or not it took a lock.
+inotify merges an event with an identical one still unread (two opens in quick succession arrive as one), so at
+each event the recorder counts the descriptors open on the pty in /proc (the simulator's own excluded) and appends
+one JSON line: {"t": epoch seconds, "event": "open" | "close", "open": descriptors now, "pids": [their processes]}.
+Two sessions overlap when an open finds the port open twice: `open` >= 2 on an open line.
 
 It runs in a process forked from the simulator's first boot (before any thread exists): resets re-execute the
 simulator, and the watch (with events queued during the re-execution) must outlive them. It ends with the simulator.
@@ -53,14 +55,33 @@ def start_recorder(pty_path: str, record: Path, close_fds: Iterable[int]) -> int
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if os.getppid() != parent:
             os._exit(0)
-        _record(watch_fd, record)
+        _record(watch_fd, pty_path, record)
     finally:
         os._exit(0)
 
 
-def _record(watch_fd: int, record: Path) -> None:
+def open_descriptors(path: str, exclude: set[int]) -> list[int]:
+    """The pid of every descriptor open on `path` (one entry per descriptor), processes in `exclude` left out."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue  # gone, or not ours to look at
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry.name}/fd/{fd}") == path:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def _record(watch_fd: int, pty_path: str, record: Path) -> None:
     record.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
+    board_processes = {os.getppid(), os.getpid()}  # the simulator holds its own pty open for its whole life
     with open(record, "a", encoding="utf-8") as out:
         while True:
             if not select.select([watch_fd], [], [], 1.0)[0]:
@@ -72,14 +93,13 @@ def _record(watch_fd: int, record: Path) -> None:
                 _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
                 offset += _EVENT.size + length
                 if mask & IN_OPEN:
-                    count += 1
                     event = "open"
                 elif mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE):
-                    count = max(0, count - 1)
                     event = "close"
                 else:
                     continue
-                out.write(json.dumps({"t": round(now, 6), "event": event, "open": count}) + "\n")
+                pids = open_descriptors(pty_path, board_processes)
+                out.write(json.dumps({"t": round(now, 6), "event": event, "open": len(pids), "pids": pids}) + "\n")
             out.flush()
 
 
@@ -109,7 +129,7 @@ def read_sessions(record: Path) -> list[Session]:
                 start, overlaps = entry["t"], 0
             if entry["open"] >= 2:
                 overlaps += 1
-        elif entry["open"] == 0 and start is not None:
+        if entry["open"] == 0 and start is not None:  # an open already closed again when counted: a short session
             sessions.append(Session(start, entry["t"], overlaps))
             start = None
     if start is not None:
