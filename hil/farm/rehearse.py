@@ -165,7 +165,7 @@ class Farm:
         env = dict(os.environ, PATH=f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}")
         self._start([sys.executable, "-c", _LG_MAIN.format("exporter"), "-c", self.address, "-n", EXPORTER_NAME,
                      "--hostname", "127.0.0.1", str(exporter_config)], "exporter.log", env=env,
-                    stop_signal=signal.SIGTERM)
+                    stop_signal=signal.SIGTERM, cwd=str(self.work))
         progress(f"creating {self.boards} places")
         self._create_places()
 
@@ -227,17 +227,24 @@ class Farm:
                 pass
             except PermissionError:
                 left.append(f"process group {process.pid} (not ours any more)")
-        for line in _ps_lines():
-            if str(self.work) in line or f"-c {self.address}" in line:
-                left.append(line.strip())
-        return sorted(set(left))
+        return sorted(set(left + processes_under(self.work)))
 
 
-def _ps_lines() -> list[str]:
-    try:
-        return subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, timeout=10).stdout.splitlines()[1:]
-    except (OSError, subprocess.TimeoutExpired):
-        return []
+def processes_under(root: Path) -> list[str]:
+    """Processes whose command line names `root` or whose working directory is in it (ser2net runs in the
+    exporter's, the coordinator in its state directory): what a farm in `root` could have left behind."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(f"/proc/{entry.name}/cwd")
+        except OSError:
+            continue
+        if args and (str(root) in args or cwd == str(root) or cwd.startswith(f"{root}/")):
+            found.append(f"{entry.name} {args.strip()[:200]}")
+    return found
 
 
 def job_argv(workload: str, inventory: Path, out: Path) -> list[str]:
