@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from hil.farm.places import COORDINATOR_ENV, Coordinator
 from hil.inventory import Board, Inventory
 from hil.lock import LEASE_LOG_ENV, LOCK_DIR_ENV, LOCK_TIMEOUT_ENV
 from hil.sim.sessions import read_sessions
+from hil.targets.probe import free_tcp_port, wait_reachable
 from hil.targets.process import ManagedProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -96,12 +96,6 @@ class Rehearsal:
         return data
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p95": 0.0, "max": 0.0, "n": 0}
@@ -118,7 +112,7 @@ class Farm:
         self.work = work
         self.boards = boards
         self.run_tag = run_tag
-        self.address = f"127.0.0.1:{free_port()}"
+        self.address = f"127.0.0.1:{free_tcp_port()}"
         self.processes: list[ManagedProcess] = []
         self.sims: dict[str, tuple[ManagedProcess, str, Path]] = {}  # place -> (process, pty, session record)
         self.export = FarmExport({}, [], [])
@@ -170,17 +164,11 @@ class Farm:
         self._create_places()
 
     def _wait_listening(self, coordinator: ManagedProcess) -> None:
-        host, port = self.address.split(":")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                socket.create_connection((host, int(port)), timeout=1).close()
-                return
-            except OSError:
-                if not coordinator.alive() or time.monotonic() > deadline:
-                    raise SetupError(f"rehearsal: the labgrid coordinator did not listen on {self.address}: "
-                                     f"{coordinator.output()[-300:]}") from None
-                time.sleep(0.1)
+        try:
+            wait_reachable(f"http://{self.address}", START_TIMEOUT_S)
+        except SetupError:
+            raise SetupError(f"rehearsal: the labgrid coordinator did not listen on {self.address}: "
+                             f"{coordinator.output()[-300:]}") from None
 
     def _create_places(self) -> None:
         client = Coordinator(self.address)
@@ -270,7 +258,6 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
     run_tag = new_run_id().lower().replace("-", "_")
     farm = Farm(work, boards, run_tag)
     running: dict[int, tuple[subprocess.Popen[bytes], float, Path]] = {}
-    started = time.monotonic()
     try:
         farm.start(progress)
         inventory = work / "boards.toml"
@@ -384,7 +371,7 @@ def plot(result: Rehearsal, path: Path) -> None:
                                           gridspec_kw={"width_ratios": [3, 1]})
     origin = None
     rows = sorted(result.sessions_per_board, key=lambda n: int(n.split("-")[1]))
-    for row, name in enumerate(rows):
+    for name in rows:
         for session in read_sessions(out / "sessions" / f"{name}.jsonl"):
             origin = session.start if origin is None else min(origin, session.start)
     for row, name in enumerate(rows):
