@@ -119,6 +119,8 @@ async def _measure(target: MpyTarget, progress: Callable[[str], None]) -> dict[s
     async with _open(url) as ws:  # the first connection loads what a handshake loads lazily
         await _echo(ws, ECHO_PAYLOAD)
     base = await _settled_heap(target)
+    # more than a board's cap (viperhttp serves 10 at once on MicroPython), for a steadier average
+    target.control_command(f"max_connections {IDLE_CONNECTIONS + 1}")
     connections = await _open_idle(url, IDLE_CONNECTIONS)
     try:
         with_idle = await _heap(target)

@@ -18,6 +18,7 @@ import uctypes
 # Stop reading the socket while this much received data waits in the VM; a board's TCP window does the same.
 RECEIVE_HIGH_WATER = 256 * 1024
 
+_app = None  # the served app object
 _handler = None  # async (reader, writer) -> None: the served app's connection handler
 _heap_before_import = None  # live heap just before the app was imported
 _peak = None  # highest live heap seen at the I/O points while a peak measurement runs, else None
@@ -144,10 +145,10 @@ class BridgeStream:
 def serve(app_module_name):
     """Import the app module (its `app` object) and build the one connection handler every connection goes
     through. Returns a line for the log: the runtime, and what importing the app and its framework cost."""
-    global _handler, _heap_before_import
+    global _app, _handler, _heap_before_import
     gc.collect()
     _heap_before_import, started = gc.mem_alloc(), time.ticks_ms()
-    app = __import__(app_module_name).app
+    app = _app = __import__(app_module_name).app
     if hasattr(app, "handle_request"):
         _handler = app.handle_request  # Microdot
     else:
@@ -171,6 +172,9 @@ def control(command):
                 loop, so no Python frame of the import still holds garbage (the log line's figure may count some)
     peak start  start recording the highest live heap at every read and write; replies the heap now
     peak stop   stop recording; replies the highest live heap seen since `peak start`
+    max_connections N   raise the app's cap on connections served at once (viperhttp's `max_connections`,
+                10 on MicroPython) to N, so the benchmark can average over more; replies the old cap, or
+                `none` for an app without one
     """
     global _peak
     if command == "heap":
@@ -186,6 +190,12 @@ def control(command):
     if command == "peak stop":
         peak, _peak = _peak, None
         return str(peak)
+    if command.startswith("max_connections "):
+        old = getattr(_app, "max_connections", None)
+        if old is None:
+            return "none"
+        _app.max_connections = int(command.split()[1])
+        return str(old)
     return "error unknown command " + repr(command)
 
 

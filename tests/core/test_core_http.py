@@ -33,7 +33,7 @@ class RequestParser(unittest.TestCase):
         self.assertTrue(request.keep_alive)
 
     def test_body_by_content_length_arriving_byte_by_byte(self):
-        data = b"POST /items HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"
+        data = b"POST /items HTTP/1.1\r\nHost: dut\r\nContent-Length: 11\r\n\r\nhello world"
         request = parse(data, pieces=len(data))
         self.assertEqual(request.body, b"hello world")
 
@@ -42,7 +42,7 @@ class RequestParser(unittest.TestCase):
         self.assertIsNone(parse(b"\r\n"))
 
     def test_keep_alive_follows_version_and_connection(self):
-        self.assertFalse(parse(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive)
+        self.assertFalse(parse(b"GET / HTTP/1.1\r\nHost: dut\r\nConnection: close\r\n\r\n").keep_alive)
         self.assertFalse(parse(b"GET / HTTP/1.0\r\n\r\n").keep_alive)
         self.assertTrue(parse(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive)
 
@@ -52,7 +52,7 @@ class RequestParser(unittest.TestCase):
             ("request line too long", b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n\r\n", 414),
             ("header line too long", b"GET / HTTP/1.1\r\nX: " + b"a" * 100 + b"\r\n\r\n", 431),
             ("too many headers", b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", 431),
-            ("body too large", b"POST / HTTP/1.1\r\nContent-Length: 17\r\n\r\n" + b"b" * 17, 413),
+            ("body too large", b"POST / HTTP/1.1\r\nHost: d\r\nContent-Length: 17\r\n\r\n" + b"b" * 17, 413),
             ("two words", b"GET /\r\n\r\n", 400),
             ("lower-case method", b"get / HTTP/1.1\r\n\r\n", 400),
             ("HTTP/2.0", b"GET / HTTP/2.0\r\n\r\n", 400),
@@ -62,11 +62,12 @@ class RequestParser(unittest.TestCase):
             ("header with a UTF-16 surrogate", b"GET / HTTP/1.1\r\nX-A: \xed\xa0\x80\r\n\r\n", 400),
             ("request line not UTF-8", b"GET /\xff HTTP/1.1\r\n\r\n", 400),
             ("percent-encoding not UTF-8", b"GET /%ff HTTP/1.1\r\n\r\n", 400),
-            ("chunked body", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
-            ("Content-Length not a number", b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
-            ("negative Content-Length", b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+            ("chunked body", b"POST / HTTP/1.1\r\nHost: d\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+            ("Content-Length not a number", b"POST / HTTP/1.1\r\nHost: d\r\nContent-Length: x\r\n\r\n", 400),
+            ("negative Content-Length", b"POST / HTTP/1.1\r\nHost: d\r\nContent-Length: -1\r\n\r\n", 400),
+            ("HTTP/1.1 without Host", b"GET / HTTP/1.1\r\n\r\n", 400),
             ("closed inside the headers", b"GET / HTTP/1.1\r\nHost: d", 400),
-            ("closed inside the body", b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc", 400),
+            ("closed inside the body", b"POST / HTTP/1.1\r\nHost: d\r\nContent-Length: 9\r\n\r\nabc", 400),
         ]
         for name, data, status in cases:
             with self.assertRaises(HTTPError, msg=name) as caught:
