@@ -5,11 +5,8 @@ summary.json and JUnit file describing the cases run so far and marking the rest
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,14 +18,13 @@ from hil.artifacts import default_out_dir
 from hil.errors import SetupError
 from hil.targets import Target, resolve_target
 from hil.targets.base import NETWORK
-from hil.targets.probe import wait_reachable
+from hil.targets.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
 from conformance import outputs
 from conformance.baseline import Baseline, Verdict, compare, default_baseline_path, load_baseline, write_baseline
 from conformance.engines import (CaseInfo, EngineRun, KosokuEngine, Selection, WstestEngine, case_catalogue, make_engine,
                                  select_cases)
 from conformance.results import ERROR, NOT_RUN, CaseResult, case_sort_key, not_run
 
-PROBE_TIMEOUT_S = 8.0  # the unreachable-target error must come within 10 s of the start
 DEATH_PROBE_TIMEOUT_S = 3.0
 # Outer budget for a whole run, per target kind: a server that drops empty messages or stalls costs 60-480 s per
 # case inside the engine; the reference host finishes the full suite in well under a minute.
@@ -59,16 +55,6 @@ def autobahn_url(target: Target) -> str:
     return target.explicit_ws_url or target.ws_url("/ws/autobahn")
 
 
-def fetch_health(target: Target) -> dict[str, Any] | None:
-    """GET /health for the report (implementation, version, platform); None where the target has no such route."""
-    try:
-        with urllib.request.urlopen(target.http_url("/health"), timeout=HEALTH_TIMEOUT_S) as response:
-            data = json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _reachable(url: str) -> bool:
     try:
         wait_reachable(url, DEATH_PROBE_TIMEOUT_S)
@@ -77,8 +63,9 @@ def _reachable(url: str) -> bool:
     return True
 
 
-class Session:
-    """One run's results as they arrive, written out after every batch."""
+class ResultsWriter:
+    """One run's results as they arrive, written out (summary, reports) at most every PARTIAL_WRITE_INTERVAL_S and
+    whenever the run's status changes."""
 
     def __init__(self, *, target: Target, url: str, out_dir: Path, engine: KosokuEngine | WstestEngine,
                  catalogue: dict[str, CaseInfo], selection: Selection, baseline: Baseline | None,
@@ -181,14 +168,16 @@ def run_conformance(opts: ConformanceOptions, console: Console | None = None) ->
         url = autobahn_url(target)
         if url.startswith("wss://") and isinstance(engine, KosokuEngine):
             raise SetupError(f"kosoku cannot test {url}: it has no TLS (wss://); use --engine wstest or a ws:// URL")
-        wait_reachable(url, PROBE_TIMEOUT_S)
+        wait_reachable(url, SUITE_START_PROBE_TIMEOUT_S)
         console.print(f"conformance: {target.name} at {url}, engine {engine.name}, "
                       f"{len(case_ids) or 'wstest-selected'} cases, parallel {opts.parallel}", highlight=False)
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=console)
         with progress:
-            session = Session(target=target, url=url, out_dir=out_dir, engine=engine, catalogue=catalogue,
-                              selection=selection, baseline=baseline, health=fetch_health(target), progress=progress)
+            # /health for the report (implementation, version, platform); None where the target has no such route
+            health = get_json_object_or_none(target.http_url("/health"), HEALTH_TIMEOUT_S)
+            session = ResultsWriter(target=target, url=url, out_dir=out_dir, engine=engine, catalogue=catalogue,
+                              selection=selection, baseline=baseline, health=health, progress=progress)
             session.write()
             run = EngineRun()
             try:

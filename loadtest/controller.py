@@ -2,11 +2,9 @@
 stop, collect every process's Tally. Every wait here is bounded."""
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,6 +13,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, Runner
 
 from hil.errors import SetupError
+from hil.targets.probe import get_json_object_or_none
 from loadtest import users
 from loadtest.accounting import Tally
 from loadtest.scenarios import LoadOptions, Population, step_window_seconds
@@ -34,17 +33,8 @@ def join_timeout(members: int) -> float:
     return JOIN_TIMEOUT_BASE_S + members / SPAWN_RATE * 2
 
 
-def fetch_json(base_url: str, path: str) -> dict[str, Any] | None:
-    """GET a DUT app JSON route (/stats, /health); None when it does not answer with JSON."""
-    try:
-        with urllib.request.urlopen(base_url.rstrip("/") + path, timeout=5) as response:
-            return json.loads(response.read())
-    except (OSError, ValueError):
-        return None
-
-
 def fetch_stats(base_url: str) -> dict[str, Any] | None:
-    return fetch_json(base_url, "/stats")
+    return get_json_object_or_none(base_url.rstrip("/") + "/stats")
 
 
 @dataclass

@@ -19,11 +19,11 @@ from locust.runners import Runner
 from hil.artifacts import atomic_write_json
 from hil.errors import SetupError
 from hil.targets import Target
-from hil.targets.probe import free_tcp_port, wait_reachable
+from hil.targets.probe import free_tcp_port, get_json_object_or_none, wait_reachable
 from hil.targets.process import ManagedProcess
 from loadtest import users
 from loadtest.accounting import Tally
-from loadtest.controller import Controller, RunRecord, check_worker_count, fetch_json
+from loadtest.controller import Controller, RunRecord, check_worker_count
 from loadtest.report import write_html, write_plots
 from loadtest.scenarios import LoadOptions, population
 from loadtest.verdict import (Check, Window, WindowResult, exact_percentiles, global_checks, judge_window,
@@ -125,7 +125,7 @@ class LoadRun:
         wait_reachable(target.base_url)
         ws_url = target.ws_url("/ws/rooms")
         probe_rooms_endpoint(ws_url)
-        health = fetch_json(target.base_url, "/health") or {}
+        health = get_json_object_or_none(target.http_url("/health")) or {}
         self.pop = population(options, health.get("max_message_size"))
         environment = Environment(user_classes=user_classes(options, self.pop.slow, self.pop.churners),
                                   events=locust.events)

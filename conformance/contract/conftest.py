@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from conformance.contract.helpers import get_json
-from conformance.runner import PROBE_TIMEOUT_S
 from hil.errors import SetupError
 from hil.targets import Target
-from hil.targets.probe import wait_reachable
+from hil.targets.probe import SUITE_START_PROBE_TIMEOUT_S, wait_reachable
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +21,7 @@ def dut(target: Target) -> Target:
     if not target.base_url:
         pytest.skip(f"target {target.name} has no network endpoint")
     try:
-        wait_reachable(target.base_url, PROBE_TIMEOUT_S)
+        wait_reachable(target.base_url, SUITE_START_PROBE_TIMEOUT_S)
     except SetupError as exc:
         pytest.exit(str(exc), returncode=2)
     return target

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import json
 import os
+import urllib.error
 from typing import Any, Awaitable, Callable, TypeVar
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from hil.targets import Target
+from hil.targets import Target, probe
 
 T = TypeVar("T")
 # one receive, one handshake, one HTTP request; raise it for slow boards, lower it to fail faster
@@ -52,6 +52,7 @@ def http_get(dut: Target, path: str, timeout: float = STEP_TIMEOUT_S) -> tuple[i
 
 
 def get_json(dut: Target, path: str) -> Any:
-    status, _headers, body = http_get(dut, path)
-    assert status == 200, f"GET {path} answered {status}: {body[:200]!r}"
-    return json.loads(body)
+    try:
+        return probe.get_json(dut.http_url(path), STEP_TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"GET {path} answered {exc.code}: {exc.read()[:200]!r}") from None

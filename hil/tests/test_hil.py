@@ -7,17 +7,16 @@ they are reported, never asserted against a speed (speed belongs in benchmarks).
 from __future__ import annotations
 
 import functools
-import json
 import os
 import statistics
 import time
-import urllib.request
 from typing import Any, Callable
 
 import pytest
 import websocket
 
 from hil.serial.events import PANIC, REBOOT, RESET, TRACEBACK
+from hil.targets import probe
 from hil.targets.base import NETWORK, SERIAL
 
 HTTP_TIMEOUT_S = 10.0
@@ -30,8 +29,7 @@ SOAK_STATUS_EVERY_S = 30.0
 
 
 def get_json(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
-        return json.loads(response.read())
+    return probe.get_json(url, HTTP_TIMEOUT_S)
 
 
 def ws_echo_round_trips(base_url: str, count: int, payload: Callable[[int], str]) -> int:
