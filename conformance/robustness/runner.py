@@ -22,12 +22,12 @@ from conformance.robustness import outputs
 from conformance.robustness.checks import (CHECK_TIMEOUT_S, CHECKS, Check, CheckResult, Context, Limits, Outcome,
                                            served_again)
 from conformance.robustness.wire import Endpoint
-from conformance.runner import PROBE_TIMEOUT_S, fetch_health
+from conformance.runner import HEALTH_TIMEOUT_S
 from hil.artifacts import default_out_dir
 from hil.errors import SetupError
 from hil.targets import resolve_target
 from hil.targets.base import NETWORK
-from hil.targets.probe import wait_reachable
+from hil.targets.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
 
 ROBUSTNESS_BASELINES_DIR = BASELINES_DIR / "robustness"
 SUITE = "robustness"
@@ -112,8 +112,8 @@ def run_robustness(target_name: str, out: Path | None = None, boards: Path | Non
 
     with target:
         assert target.base_url is not None
-        wait_reachable(target.base_url, PROBE_TIMEOUT_S)
-        health = fetch_health(target)
+        wait_reachable(target.base_url, SUITE_START_PROBE_TIMEOUT_S)
+        health = get_json_object_or_none(target.http_url("/health"), HEALTH_TIMEOUT_S)
         if health is None:
             raise SetupError(f"target {target.name}: GET {target.http_url('/health')} gave no JSON; "
                              "the robustness suite needs the DUT app (docs/dut-app.md)")
