@@ -2,12 +2,24 @@
 slightly wrong and mutated), WebSocket client byte streams, and ways to split a byte string into reads."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from sansio import split_at
 from wsframes import client_frame
+
+# `tox -e fuzz` sets this: that many examples per test, from a new random seed each run.
+FUZZ_EXAMPLES = int(os.environ.get("VHIL_FUZZ_EXAMPLES", "0"))
+
+
+def bounded(examples: int) -> settings:
+    """`examples` deterministic examples (what `tox -e tests` runs), or FUZZ_EXAMPLES random ones."""
+    return settings(max_examples=FUZZ_EXAMPLES or examples, derandomize=not FUZZ_EXAMPLES, deadline=None,
+                    database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
 
 TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # Bytes that have a meaning somewhere in a request head, so mutations hit the parser's decisions.

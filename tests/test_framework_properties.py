@@ -7,28 +7,23 @@ import asyncio
 import socket
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import viperhttp
 from sansio import parse_http_stream, run_websocket_stream
-from strategies import client_frames, http_stream, reads_of
+from strategies import bounded, client_frames, http_stream, reads_of
 from wsframes import HANDSHAKE
 from viperhttp.server import Server
 
-# Deterministic and bounded in `tox -e tests`; tests/test_framework_fuzz.py and `tox -e fuzz` search wider.
-BOUNDED = settings(max_examples=150, derandomize=True, deadline=None, database=None,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-@BOUNDED
+@bounded(150)
 @given(st.data())
 def test_http_parser_gives_the_same_requests_however_the_stream_is_split(data: Any) -> None:
     stream = data.draw(http_stream(mutate=True))
     assert parse_http_stream(data.draw(reads_of(stream))) == parse_http_stream([stream])
 
 
-@BOUNDED
+@bounded(150)
 @given(st.data())
 def test_websocket_protocol_gives_the_same_events_replies_and_close_code_however_split(data: Any) -> None:
     stream = data.draw(client_frames())
@@ -102,7 +97,7 @@ async def _exchange(reads: list[bytes]) -> bytes:
     return b"".join(received)
 
 
-@settings(BOUNDED, max_examples=60)
+@bounded(60)
 @given(st.data())
 def test_server_answers_requests_and_handshakes_the_same_however_split(data: Any) -> None:
     stream = data.draw(st.one_of(http_stream(mutate=True), st.sampled_from([HANDSHAKE])))
