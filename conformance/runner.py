@@ -18,7 +18,7 @@ from hil.artifacts import default_out_dir
 from hil.errors import SetupError
 from hil.targets import Target, resolve_target
 from hil.targets.base import NETWORK
-from hil.targets.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
+from hil.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
 from conformance import outputs
 from conformance.baseline import Baseline, Verdict, compare, default_baseline_path, load_baseline, write_baseline
 from conformance.engines import (CaseInfo, EngineRun, KosokuEngine, Selection, WstestEngine, case_catalogue, make_engine,

@@ -13,7 +13,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, Runner
 
 from hil.errors import SetupError
-from hil.targets.probe import get_json_object_or_none
+from hil.probe import get_json_object_or_none
 from loadtest import users
 from loadtest.accounting import Tally
 from loadtest.scenarios import LoadOptions, Population, step_window_seconds

@@ -19,8 +19,8 @@ from locust.runners import Runner
 from hil.artifacts import atomic_write_json
 from hil.errors import SetupError
 from hil.targets import Target
-from hil.targets.probe import free_tcp_port, get_json_object_or_none, wait_reachable
-from hil.targets.process import ManagedProcess
+from hil.probe import free_tcp_port, get_json_object_or_none, wait_reachable
+from hil.process import ManagedProcess
 from loadtest import users
 from loadtest.accounting import Tally
 from loadtest.controller import Controller, RunRecord, check_worker_count

@@ -43,7 +43,7 @@ READY_TIMEOUT_S = 20.0
 @contextmanager
 def running(*args: str, script: Path = HERE) -> Iterator[Any]:
     """Start `python SCRIPT ARGS` (default: this file) and yield its ManagedProcess with `.port` set; always stopped."""
-    from hil.targets.process import ManagedProcess
+    from hil.process import ManagedProcess
 
     server = ManagedProcess([sys.executable, str(script), *args], cwd=str(REPO))
     try:

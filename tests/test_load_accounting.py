@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 from loadtest.accounting import MemberLedger, Tally, format_message
 from loadtest.verdict import Window, exact_percentiles, judge_window
 from loadtest.wsclient import FastWebSocket

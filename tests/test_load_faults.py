@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 
 READY = r"listening on http://127\.0\.0\.1:(\d+)"
 LOAD_TIMEOUT_S = 120

@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 
 READY = r"listening on http://127\.0\.0\.1:(\d+)"
 

@@ -12,7 +12,7 @@ import pytest
 from conformance.contract.helpers import get_json
 from hil.errors import SetupError
 from hil.targets import Target
-from hil.targets.probe import SUITE_START_PROBE_TIMEOUT_S, wait_reachable
+from hil.probe import SUITE_START_PROBE_TIMEOUT_S, wait_reachable
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from hil.targets import Target, probe
+from hil import probe
+from hil.targets import Target
 
 T = TypeVar("T")
 # one receive, one handshake, one HTTP request; raise it for slow boards, lower it to fail faster

@@ -25,7 +25,7 @@ from conformance.contract.helpers import http_get
 from conformance.robustness.wire import (Answer, Connection, Endpoint, HttpClient, WebSocketClient, opening_handshake,
                                          request_data)
 from hil.targets import Target
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 
 # one answer, one handshake step, one probe; raise it for slow boards
 STEP_TIMEOUT_S = float(os.environ.get("VHIL_ROBUSTNESS_STEP_TIMEOUT_S", "5"))

@@ -27,7 +27,7 @@ from hil.artifacts import default_out_dir
 from hil.errors import SetupError
 from hil.targets import resolve_target
 from hil.targets.base import NETWORK
-from hil.targets.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
+from hil.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
 
 ROBUSTNESS_BASELINES_DIR = BASELINES_DIR / "robustness"
 SUITE = "robustness"

@@ -37,8 +37,8 @@ from hil.farm.places import COORDINATOR_ENV, Coordinator
 from hil.inventory import Board, Inventory
 from hil.lock import LEASE_LOG_ENV, LOCK_DIR_ENV, LOCK_TIMEOUT_ENV
 from hil.sim.sessions import read_sessions
-from hil.targets.probe import free_tcp_port, wait_reachable
-from hil.targets.process import ManagedProcess
+from hil.probe import free_tcp_port, wait_reachable
+from hil.process import ManagedProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPORTER_NAME = "rehearsal"

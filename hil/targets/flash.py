@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hil.errors import SetupError
 from hil.inventory import Board
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 
 FLASH_TIMEOUT_S = 600.0
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hil.errors import SetupError
 from hil.targets.base import NETWORK, Target
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 
 IMPLEMENTATIONS = ("reference", "websockets")
 READY_PATTERN = r"listening on (http://\S+)"

@@ -22,7 +22,7 @@ from vhil_serve.cli import DUT_MAIN
 import hil
 from hil.errors import SetupError
 from hil.targets.base import NETWORK, Availability, Target
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 
 BRIDGE_DIR = Path(hil.__file__).resolve().parent / "mpy"
 BRIDGE_SCRIPT = BRIDGE_DIR / "bridge.mjs"

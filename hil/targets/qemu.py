@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from hil.targets.serial import SerialTarget
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 
 
 def wait_listening(port: int, process: ManagedProcess, timeout: float) -> bool:

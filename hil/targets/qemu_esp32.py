@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from hil.errors import SetupError
 from hil.serial.repl import DeployedFile
 from hil.targets.base import NETWORK, SERIAL, Availability
-from hil.targets.process import ManagedProcess
-from hil.targets.probe import free_tcp_port
+from hil.process import ManagedProcess
+from hil.probe import free_tcp_port
 from hil.targets.qemu import QemuTarget, wait_listening
 
 DEFAULT_BINARY = "qemu-system-xtensa"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from hil.errors import SetupError
 from hil.targets.base import SERIAL, Availability
-from hil.targets.process import ManagedProcess
-from hil.targets.probe import free_tcp_port
+from hil.process import ManagedProcess
+from hil.probe import free_tcp_port
 from hil.targets.qemu import QemuTarget, wait_listening
 
 QEMU_BINARY = "qemu-system-arm"

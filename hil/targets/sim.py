@@ -16,7 +16,7 @@ from hil.errors import SetupError
 from hil.targets.serial import SerialTarget
 from hil.sim.faults import FAULTS_ENV, Faults
 from hil.targets.base import NETWORK, SERIAL
-from hil.targets.process import ManagedProcess
+from hil.process import ManagedProcess
 
 START_TIMEOUT_S = 15.0
 

@@ -16,7 +16,7 @@ import pytest
 import websocket
 
 from hil.serial.events import PANIC, REBOOT, RESET, TRACEBACK
-from hil.targets import probe
+from hil import probe
 from hil.targets.base import NETWORK, SERIAL
 
 HTTP_TIMEOUT_S = 10.0

@@ -1,4 +1,4 @@
-"""Child processes owned by a target: started in their own process group, always reaped.
+"""Child processes (servers, QEMU, simulators, load workers, esptool): started in their own process group, always reaped.
 
 Every process started here is registered until it is stopped; an atexit hook and the CLI's signal handlers
 stop whatever is still registered, so no server, QEMU or simulator outlives the run.
