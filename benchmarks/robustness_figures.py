@@ -36,7 +36,7 @@ from sansio import parse_http_stream  # noqa: E402
 from wsframes import HANDSHAKE, client_frame  # noqa: E402
 
 from hil.artifacts import atomic_write_json  # noqa: E402
-from hil.targets.process import ManagedProcess  # noqa: E402
+from hil.process import ManagedProcess  # noqa: E402
 from viperhttp.protocol import WebSocketProtocol  # noqa: E402
 from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT  # noqa: E402
 
