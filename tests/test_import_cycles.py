@@ -139,6 +139,22 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     return packages
 
 
+def unresolved_imports(path: Path, known: set[str]) -> list[str]:
+    """Absolute imports of first-party modules that do not exist (left behind when a module moves)."""
+    first_party = {name.partition(".")[0] for name in known}
+    missing = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        else:
+            continue
+        missing += [f"{path.relative_to(REPO_ROOT)}:{node.lineno}: {name}" for name in names
+                    if name.partition(".")[0] in first_party and name not in known]
+    return missing
+
+
 def test_no_import_cycle() -> None:
     graph = import_graph(PACKAGES)
     assert len(graph) > 50, f"only {len(graph)} modules found: is PACKAGES still where the code is?"
@@ -174,3 +190,12 @@ def test_a_cycle_between_sibling_packages_is_found(tmp_path: Path) -> None:
     graph = import_graph({tmp_path: ("pkg",)})
     assert import_cycles(graph) == []  # no module closes it ...
     assert import_cycles(package_graph(graph)) == [["pkg.serial", "pkg.targets", "pkg.serial"]]  # ... the packages do
+
+
+def test_first_party_imports_resolve() -> None:
+    """Also in tests/ and benchmarks/, which mypy does not read: an import of a moved module fails here."""
+    known = set(module_files(PACKAGES))
+    files = [*module_files(PACKAGES).values(), *sorted((REPO_ROOT / "tests").rglob("*.py")),
+             *sorted((REPO_ROOT / "benchmarks").rglob("*.py"))]
+    missing = [line for path in files for line in unresolved_imports(path, known)]
+    assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)
