@@ -122,6 +122,7 @@ mp.registerJsModule("bridge_js", {
     const socket = connections.get(id)?.socket;
     if (socket && !socket.destroyed) socket.write(Buffer.from(memoryView(address, length))); // Buffer.from copies
   },
+  buffered: (id) => connections.get(id)?.socket.writableLength ?? 0, // bytes Node holds that the kernel has not taken
   congested(id) {
     // over the high-water mark, where Node has promised a "drain" event
     const socket = connections.get(id)?.socket;

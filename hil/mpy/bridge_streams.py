@@ -12,7 +12,7 @@ import gc
 import sys
 import time
 
-import bridge_js  # registered by bridge.mjs: copy_into, write, congested, drained, closed, pause, resume, end, destroy
+import bridge_js  # registered by bridge.mjs: copy_into, write, buffered, congested, drained, closed, pause, resume, end, destroy
 import uctypes
 
 # Stop reading the socket while this much received data waits in the VM; a board's TCP window does the same.
@@ -28,7 +28,8 @@ class BridgeStream:
     def __init__(self, conn_id, host, port):
         self.conn_id = conn_id
         self.peername = (host, port)
-        self.transport = self  # server._abort_stream looks for `writer.transport.abort()` (CPython's shape)
+        # the server looks for `writer.transport` (CPython asyncio's shape): abort(), get_write_buffer_size()
+        self.transport = self
         self._chunks = []
         self._buffered = 0
         self._eof = False
@@ -121,6 +122,10 @@ class BridgeStream:
             await bridge_js.drained(self.conn_id)
         if self._closed:
             raise OSError(104, "connection reset")  # what a closed socket's drain raises on a board (ECONNRESET)
+
+    def get_write_buffer_size(self):
+        # what asyncio's transport (`writer.transport`) tells: bytes written but not yet taken by the kernel
+        return 0 if self._closed else bridge_js.buffered(self.conn_id)
 
     def get_extra_info(self, name, default=None):
         return self.peername if name == "peername" else default
