@@ -155,9 +155,7 @@ def run_conformance(opts: ConformanceOptions, console: Console | None = None) ->
     target = resolve_target(opts.target, opts.boards)
     if not target.has(NETWORK):
         raise SetupError(f"target {target.name} has no network endpoint: conformance needs the DUT app's /ws/autobahn")
-    availability = target.availability()
-    if not availability.ok:
-        raise SetupError(f"target {target.name} unavailable: {availability.reason}")
+    target.require_available()
     baseline, baseline_path = _load_baseline(opts, target.name)
     out_dir = Path(opts.out) if opts.out else default_out_dir(target.name, "conformance")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -83,9 +83,7 @@ def _serial_target(args: argparse.Namespace, need: str = SERIAL) -> SerialTarget
     if not target.has(need) or not isinstance(target, SerialTarget):
         raise SetupError(f"target {args.target} has no {need} capability ({target.kind}); use sim, qemu-microbit, "
                          "qemu-esp32 or a board:<id> with a port")
-    availability = target.availability()
-    if not availability.ok:
-        raise SetupError(f"target {args.target} unavailable: {availability.reason}")
+    target.require_available()
     target.log_dir = args.logs
     target.start_app = False
     return target
@@ -209,9 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_local_server(target: Target, args: argparse.Namespace) -> int:
     """mpy and host: a local process serving the DUT app. Print its base URL and stay up until Ctrl-C or
     --duration; exit 1 if the process dies meanwhile."""
-    availability = target.availability()
-    if not availability.ok:
-        raise SetupError(f"target {args.target} unavailable: {availability.reason}")
+    target.require_available()
     target.log_dir = args.logs
     with target:
         print(target.base_url, flush=True)

@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hil.errors import SetupError
 
 if TYPE_CHECKING:
     from loadtest.scenarios import LoadOptions
@@ -71,9 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     from hil.targets import resolve_target
 
     target = resolve_target(args.target, args.boards)
-    availability = target.availability()
-    if not availability.ok:
-        raise SetupError(f"target {args.target} unavailable: {availability.reason}")
+    target.require_available()
     out_dir = args.out or default_out_dir(args.target, "load")
     out_dir.mkdir(parents=True, exist_ok=True)
     target.log_dir = out_dir / "target-logs"

@@ -249,7 +249,7 @@ def test_missing_npm_package_is_unavailable_with_the_install_command(monkeypatch
     available = target.availability()
     assert not available.ok
     assert "npm ci --prefix" in available.reason or "node not found" in available.reason
-    with pytest.raises(SetupError, match="target mpy: "):
+    with pytest.raises(SetupError, match="target mpy unavailable: "):
         target.start()
     assert target.process is None and target.stage_dir is None
 

@@ -102,9 +102,7 @@ def run_robustness(target_name: str, out: Path | None = None, boards: Path | Non
     target = resolve_target(target_name, boards)
     if not target.has(NETWORK):
         raise SetupError(f"target {target.name} has no network endpoint: the robustness suite needs the DUT app over HTTP")
-    availability = target.availability()
-    if not availability.ok:
-        raise SetupError(f"target {target.name} unavailable: {availability.reason}")
+    target.require_available()
     baseline = _baseline(target.name, baseline_path, no_baseline)
     out_dir = Path(out) if out else default_out_dir(target.name, SUITE)
     out_dir.mkdir(parents=True, exist_ok=True)

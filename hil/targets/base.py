@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hil.errors import SetupError
+
 SERIAL = "serial"  # a MicroPython console the runner can drive (raw REPL)
 NETWORK = "network"  # an HTTP/WebSocket endpoint serving the DUT app
 FLASH = "flash"  # firmware can be written (esptool)
@@ -38,6 +40,12 @@ class Target:
 
     def availability(self) -> Availability:
         return Availability(True)
+
+    def require_available(self) -> None:
+        """SetupError, naming the target, why and how to get it, when it cannot be used on this machine."""
+        availability = self.availability()
+        if not availability.ok:
+            raise SetupError(f"target {self.name} unavailable: {availability.reason}")
 
     def start(self) -> None:
         """Start or attach. Must leave nothing running if it raises."""

@@ -67,9 +67,7 @@ class MpyTarget(Target):
         return Availability(True)
 
     def start(self) -> None:
-        available = self.availability()
-        if not available.ok:
-            raise SetupError(f"target {self.name}: {available.reason}")
+        self.require_available()
         try:
             self.stage_dir = Path(tempfile.mkdtemp(prefix="vhil-mpy-"))
             self.source_modules = stage_modules(self.stage_dir, app_modules(self.app), self.compiled)
@@ -180,9 +178,7 @@ def run_in_vm(modules: Sequence[tuple[Path, str]], entry: str, timeout: float, h
               compiled: bool = True) -> subprocess.CompletedProcess[str]:
     """Stage `modules`, start the VM, import `entry` and call its main(); the finished process (its output, and
     main()'s return value as exit status). SetupError when the VM is not available."""
-    available = MpyTarget(name="mpy").availability()
-    if not available.ok:
-        raise SetupError(f"MicroPython VM: {available.reason}")
+    MpyTarget(name="mpy").require_available()
     with tempfile.TemporaryDirectory(prefix="vhil-mpy-run-") as stage:
         left_as_source = stage_modules(Path(stage), modules, compiled)
         if left_as_source:

@@ -123,9 +123,7 @@ class QemuEsp32Target(QemuTarget):
         return f"http://127.0.0.1:{self.http_port}"
 
     def launch(self) -> None:
-        availability = self.availability()
-        if not availability.ok:
-            raise SetupError(f"target {self.name} unavailable: {availability.reason}")
+        self.require_available()
         assert self.firmware is not None
         self.work_dir = Path(tempfile.mkdtemp(prefix="vhil-qemu-esp32-"))
         flash_image = self.work_dir / "flash.bin"

@@ -42,9 +42,7 @@ class QemuMicrobitTarget(QemuTarget):
         return Availability(True)
 
     def launch(self) -> None:
-        availability = self.availability()
-        if not availability.ok:
-            raise SetupError(f"target {self.name} unavailable: {availability.reason}")
+        self.require_available()
         log = self.log_dir / "qemu.log" if self.log_dir else None
         for _ in range(PORT_ATTEMPTS):
             self.serial_port = free_tcp_port()
