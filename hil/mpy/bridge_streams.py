@@ -7,8 +7,14 @@
 # The app module's `app` is served with its own connection handler when it has one (Microdot's
 # `handle_request`, for the memory benchmark's peer), else with viperhttp's Server. `control(command)` answers
 # the bridge's control port (heap figures for `vhil bench memory`).
+#
+# asyncio, binascii and json are imported here, before any app, because a board's firmware has them built in
+# (in C, or frozen): an app's import figure then counts the app and its framework only. On this VM binascii is
+# micropython-lib's pure-Python module and would otherwise count 1.2 KB against whichever app imports it first.
 import asyncio
+import binascii  # noqa: F401
 import gc
+import json  # noqa: F401
 import sys
 import time
 

@@ -164,7 +164,9 @@ def stage_modules(stage_dir: Path, modules: Sequence[tuple[Path, str]], compiled
         destination = stage_dir / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         if mpy_cross is not None:
-            result = subprocess.run([mpy_cross, "-o", str(destination.with_suffix(".mpy")), str(source)],
+            # -s: tracebacks name the module's path in the VM, and the .mpy does not carry (and the VM's heap
+            # does not keep) this machine's absolute path for every module
+            result = subprocess.run([mpy_cross, "-s", relative, "-o", str(destination.with_suffix(".mpy")), str(source)],
                                     capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
             if result.returncode == 0:
                 continue
