@@ -15,9 +15,11 @@ from wsframes import client_frame
 FUZZ_EXAMPLES = int(os.environ.get("VHIL_FUZZ_EXAMPLES", "0"))
 
 
-def bounded(examples: int) -> settings:
-    """`examples` deterministic examples (what `tox -e tests` runs), or FUZZ_EXAMPLES random ones."""
-    return settings(max_examples=FUZZ_EXAMPLES or examples, derandomize=not FUZZ_EXAMPLES, deadline=None,
+def bounded(examples: int, fuzz_share: float = 1.0) -> settings:
+    """`examples` deterministic examples (what `tox -e tests` runs), or `fuzz_share` of FUZZ_EXAMPLES random
+    ones (a share below 1 for tests whose examples cost more, such as a TCP connection each)."""
+    fuzz_examples = max(1, int(FUZZ_EXAMPLES * fuzz_share)) if FUZZ_EXAMPLES else 0
+    return settings(max_examples=fuzz_examples or examples, derandomize=not FUZZ_EXAMPLES, deadline=None,
                     database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

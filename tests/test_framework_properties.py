@@ -97,7 +97,7 @@ async def _exchange(reads: list[bytes]) -> bytes:
     return b"".join(received)
 
 
-@bounded(60)
+@bounded(60, fuzz_share=0.1)
 @given(st.data())
 def test_server_answers_requests_and_handshakes_the_same_however_split(data: Any) -> None:
     stream = data.draw(st.one_of(http_stream(mutate=True), st.sampled_from([HANDSHAKE])))

@@ -12,6 +12,14 @@ except (ImportError, AttributeError):  # MicroPython has no codecs module
     _utf8_incremental = None
 
 try:
+    ConnectionError = ConnectionError  # the builtin, where the runtime has it
+except NameError:  # MicroPython has none: the framework raises this one, an OSError as on CPython
+
+    class ConnectionError(OSError):
+        pass
+
+
+try:
     from time import ticks_ms, ticks_diff  # MicroPython
 except ImportError:
     from time import monotonic as _monotonic

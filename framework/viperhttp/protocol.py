@@ -14,7 +14,7 @@
 # the application sends in reply leaves before anything caused by later frames (a pong, a failure's close):
 # replies stay in the order the client's frames came in even when many frames arrive in one read.
 from viperhttp.buffer import ByteBuffer
-from viperhttp.compat import MICROPYTHON, TextDecoder, decode_utf8, unmask_bytes
+from viperhttp.compat import MICROPYTHON, ConnectionError, TextDecoder, decode_utf8, unmask_bytes
 from viperhttp.frames import (
     CLOSE_INVALID_DATA, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, KNOWN_OPCODES,
     MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ProtocolError,

@@ -3,7 +3,7 @@
 import asyncio
 
 from viperhttp.buffer import ByteBuffer
-from viperhttp.compat import MICROPYTHON, describe_exception, ticks_diff, ticks_ms
+from viperhttp.compat import MICROPYTHON, ConnectionError, describe_exception, ticks_diff, ticks_ms
 from viperhttp.handshake import check_request
 from viperhttp.http import (
     LAST_CHUNK, HTTPError, encode_chunk, format_sse, parse_request_head, read_body, response_head,
