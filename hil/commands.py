@@ -14,13 +14,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hil.errors import SetupError
+from hil.errors import BoardFailure, SetupError
 from hil.lock import add_lock_timeout_option
 from hil.redact import redact
-from hil.serial.console import ConsoleClosed, ConsoleEventError, ConsoleTimeout
+from hil.serial.console import ConsoleEventError
 from hil.serial.events import BROWNOUT, FATAL_KINDS, PANIC, WATCHDOG
-from hil.serial.repl import ExecFailed, ExecTimeout, ReplError
-from hil.targets.serial import BoardUnrecoverable, SerialTarget
+from hil.targets.serial import SerialTarget
 from hil.targets import TARGET_HELP, Target, list_targets, resolve_target
 from hil.targets.base import FLASH, NETWORK, SERIAL
 
@@ -95,25 +94,11 @@ def _event_exit(headline_and_details: str) -> int:
     return EXIT_FAILED
 
 
-def _failure_exit(target: Target, exc: Exception) -> int:
-    if isinstance(exc, ConsoleEventError):
-        console = getattr(target, "console", None)
-        if console is not None:
-            console.wait_complete(exc.event)
-        return _event_exit(exc.event.report())
-    if isinstance(exc, BoardUnrecoverable):
-        return _event_exit(str(exc))
-    if isinstance(exc, ConsoleTimeout):
-        return _event_exit(f"hang: {exc}")
-    if isinstance(exc, ExecTimeout):
-        return _event_exit(f"timeout: {exc}")
-    if isinstance(exc, ConsoleClosed):
-        return _event_exit(f"disconnected: {exc}")
-    return _event_exit(f"error: {exc}")
-
-
-_BOARD_FAILURES = (ConsoleEventError, BoardUnrecoverable, ConsoleTimeout, ConsoleClosed, ReplError, ExecFailed,
-                   ExecTimeout)
+def _failure_exit(target: Target, exc: BoardFailure) -> int:
+    console = getattr(target, "console", None)
+    if isinstance(exc, ConsoleEventError) and console is not None:
+        console.wait_complete(exc.event)  # the lines after the event's first (a backtrace) belong to its report
+    return _event_exit(exc.report())
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -121,7 +106,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     try:
         with target:
             result = target.session().exec(args.code, args.timeout)
-    except _BOARD_FAILURES as exc:
+    except BoardFailure as exc:
         return _failure_exit(target, exc)
     sys.stdout.write(redact(result.output))
     sys.stdout.flush()
@@ -154,7 +139,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         with target:
             started = time.monotonic()
             deployed = target.deploy(files, progress=lambda path: print(f"deploying {path} ...", file=sys.stderr))
-    except _BOARD_FAILURES as exc:
+    except BoardFailure as exc:
         return _failure_exit(target, exc)
     for item in deployed:
         print(f"{item.path}\t{item.size} bytes\t{item.digest}\t{item.seconds:.2f} s\tverified")
@@ -200,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(url, flush=True)
             print(f"DUT app ready on {url}; Ctrl-C to stop", file=sys.stderr)
             return _watch(target, args.duration, echo=False, stop_kinds=FATAL_KINDS)
-    except _BOARD_FAILURES as exc:
+    except BoardFailure as exc:
         return _failure_exit(target, exc)
 
 

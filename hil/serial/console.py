@@ -19,7 +19,7 @@ from typing import IO, Iterator
 
 import serial
 
-from hil.errors import SetupError
+from hil.errors import BoardFailure, SetupError
 from hil.redact import redact, split_safe
 from hil.serial.events import FATAL_KINDS, PANIC, Addr2Line, ConsoleEvent, ConsoleWatcher
 
@@ -30,20 +30,27 @@ WRITE_TIMEOUT_S = 10.0
 PANIC_DUMP_GRACE_S = 2.0  # after a panic line, how long to let the rest of the dump arrive before reporting it
 
 
-class ConsoleTimeout(Exception):
+class ConsoleTimeout(BoardFailure):
     """Expected output did not arrive in time; the message ends with what did arrive."""
 
+    label = "hang"
 
-class ConsoleEventError(Exception):
+
+class ConsoleEventError(BoardFailure):
     """An unexpected console event (panic, reset, brownout, ...) interrupted what the runner was doing."""
 
     def __init__(self, event: ConsoleEvent) -> None:
         super().__init__(event.headline())
         self.event = event
 
+    def report(self) -> str:
+        return self.event.report()
 
-class ConsoleClosed(Exception):
+
+class ConsoleClosed(BoardFailure):
     """The port went away (QEMU exited, USB unplugged)."""
+
+    label = "disconnected"
 
 
 def _printable(text: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from hil.errors import BoardFailure
 from hil.serial.console import ConsoleEventError, ConsoleTimeout, SerialConsole
 from hil.serial.events import REBOOT, TRACEBACK
 
@@ -37,7 +38,7 @@ RECOVER_ATTEMPT_S = 1.0
 EXEC_TIMEOUT_S = 30.0
 
 
-class ReplError(Exception):
+class ReplError(BoardFailure):
     """The board did not speak the raw REPL protocol as expected."""
 
 
@@ -51,12 +52,16 @@ class ExecResult:
         return not self.error
 
 
-class ExecTimeout(Exception):
+class ExecTimeout(BoardFailure):
     """The code was still running at the timeout; it was interrupted and the board answered."""
 
+    label = "timeout"
 
-class ExecFailed(Exception):
-    def __init__(self, code: str, result: ExecResult) -> None:
+
+class ExecFailed(BoardFailure):
+    """Code run on the device ended with a traceback (exec_ok)."""
+
+    def __init__(self, result: ExecResult) -> None:
         super().__init__(f"device code failed: {result.error.strip().splitlines()[-1] if result.error.strip() else '?'}")
         self.result = result
 
@@ -210,7 +215,7 @@ class RawRepl:
     def exec_ok(self, code: str | bytes, timeout: float = EXEC_TIMEOUT_S) -> str:
         result = self.exec(code, timeout)
         if not result.ok:
-            raise ExecFailed(code if isinstance(code, str) else code.decode("utf-8", "replace"), result)
+            raise ExecFailed(result)
         return result.output
 
     def _read_result(self, timeout: float, since: int) -> ExecResult:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from hil.artifacts import atomic_write_json
-from hil.errors import SetupError
+from hil.errors import BoardFailure, SetupError
 from hil.serial.console import ConsoleTimeout, SerialConsole
 from hil.serial.events import REBOOT, RESET, TRACEBACK, Addr2Line, ConsoleEvent
 from hil.serial.repl import DeployedFile, RawRepl, ReplError, default_app_files
@@ -22,8 +22,11 @@ READY_TIMEOUT_S = 30.0
 RESPONSIVE_TIMEOUT_S = 3.0
 
 
-class BoardUnrecoverable(Exception):
-    """The board could not be brought back to a prompt (e.g. a brownout loop); the event says why."""
+class BoardUnrecoverable(BoardFailure):
+    """The board could not be brought back to a prompt (e.g. a brownout loop); the message starts with the kind."""
+
+    def report(self) -> str:
+        return str(self)
 
 
 @dataclass
