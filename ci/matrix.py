@@ -6,6 +6,7 @@ report folder is exactly what that command writes; the matrix only adds its exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from hil.errors import SetupError
 from hil.targets import resolve_target
 
 SUITES = ("conformance", "contract", "hil", "load", "robustness")
+ANY_BOARD = "board:*"  # --targets 'board:*': the board cells, each run on any free board of the inventory
+BOARD_SUITES = ("hil", "contract")  # the board cells when --suites is not given
 # suite -> how its cell runs: the vhil subcommand (or pytest for the HIL suite), before --target/--out
 _SUITE_COMMANDS = {
     "conformance": ["-m", "hil.cli", "conformance"],
@@ -67,6 +70,7 @@ class CellResult:
     log: str
     reason: str = ""
     command: list[str] = field(default_factory=list)
+    board: str = ""  # a sharded cell (target board:*): the board that ran it
 
 
 def cell_command(cell: Cell, out_dir: Path, boards: Path | None) -> list[str]:
@@ -80,7 +84,10 @@ def cell_command(cell: Cell, out_dir: Path, boards: Path | None) -> list[str]:
     return command + list(cell.args)
 
 
-def run_cell(cell: Cell, run_dir: Path, boards: Path | None, console: Console) -> CellResult:
+_running: "set[subprocess.Popen[bytes]]" = set()  # cells running now (several at once when sharded over boards)
+
+
+def run_cell(cell: Cell, run_dir: Path, boards: Path | None, console: Console, show_status: bool = True) -> CellResult:
     out_dir = run_dir / target_slug(cell.target) / cell.suite
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "cell.log"
@@ -93,9 +100,11 @@ def run_cell(cell: Cell, run_dir: Path, boards: Path | None, console: Console) -
     command = cell_command(cell, out_dir, boards)
     env = dict(os.environ, VHIL_RUN_ID=run_dir.name, PYTHONUNBUFFERED="1")
     started = time.monotonic()
-    with open(log, "w", encoding="utf-8") as log_file, console.status(f"{cell.target} / {cell.suite} ..."):
+    spinner = console.status(f"{cell.target} / {cell.suite} ...") if show_status else contextlib.nullcontext()
+    with open(log, "w", encoding="utf-8") as log_file, spinner:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    env=env, start_new_session=True)
+        _running.add(process)
         try:
             code = process.wait(cell.timeout_s)
             status = {0: "pass", 1: "fail"}.get(code, "error")
@@ -108,8 +117,15 @@ def run_cell(cell: Cell, run_dir: Path, boards: Path | None, console: Console) -
             code, status, reason = None, "interrupted", "Ctrl-C"
             raise
         finally:
+            _running.discard(process)
             seconds = time.monotonic() - started
     return CellResult(cell.target, cell.suite, status, code, round(seconds, 2), str(out_dir), str(log), reason, command)
+
+
+def stop_running() -> None:
+    """Stop every cell still running (Ctrl-C during a sharded run: its cells run in other threads)."""
+    for process in list(_running):
+        _stop(process)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -139,7 +155,8 @@ def select_cells(targets: list[str] | None, suites: list[str] | None) -> list[Ce
     return cells
 
 
-def run_matrix(cells: list[Cell], reports_root: Path, boards: Path | None, console: Console) -> tuple[Path, list[CellResult]]:
+def run_matrix(cells: list[Cell], reports_root: Path, boards: Path | None, console: Console,
+               pool: list[str] | None = None) -> tuple[Path, list[CellResult]]:
     from ci.report import write_index
 
     run_dir = reports_root / new_run_id()
@@ -152,12 +169,19 @@ def run_matrix(cells: list[Cell], reports_root: Path, boards: Path | None, conso
                                                     "cells": [asdict(r) for r in results]})
         write_index(reports_root)
 
+    if pool:  # board:* cells, concurrently, each on a free board of the pool
+        from hil.farm.shard import run_sharded
+
+        outcomes = run_sharded(cells, pool, lambda cell: run_cell(cell, run_dir, boards, console, show_status=False),
+                               stop_running)
+    else:
+        outcomes = (run_cell(cell, run_dir, boards, console) for cell in cells)
     try:
-        for number, cell in enumerate(cells, 1):
-            result = run_cell(cell, run_dir, boards, console)
+        for number, result in enumerate(outcomes, 1):
             results.append(result)
-            console.print(f"[{number}/{len(cells)}] {cell.target:<16} {cell.suite:<12} {_styled(result.status)}"
-                          f"  {result.seconds:6.1f} s  {result.reason}")
+            on = f" on {result.board}" if result.board else ""
+            console.print(f"[{number}/{len(cells)}] {result.target:<16} {result.suite:<12} {_styled(result.status)}"
+                          f"  {result.seconds:6.1f} s  {result.reason}{on}")
             save(finished=False)
     finally:
         save(finished=True)
@@ -174,11 +198,21 @@ def _run(args: argparse.Namespace) -> int:
     for suite in args.suites or []:
         if suite not in SUITES:
             raise SetupError(f"unknown suite {suite!r}: use one of {', '.join(SUITES)}")
-    cells = select_cells(args.targets, args.suites)
+    boards = Path(args.boards) if args.boards else None
+    pool = None
+    if args.labels or (args.targets and ANY_BOARD in args.targets):
+        if args.targets and set(args.targets) != {ANY_BOARD}:
+            raise SetupError(f"--targets {ANY_BOARD} (or --labels) shards cells over boards: name no other target with it")
+        from hil.farm.shard import board_pool
+        from hil.inventory import load_inventory
+
+        pool = board_pool(load_inventory(boards), args.labels or [])
+        cells = select_cells([ANY_BOARD], args.suites or list(BOARD_SUITES))
+    else:
+        cells = select_cells(args.targets, args.suites)
     if not cells:
         raise SetupError("no cell matches those --targets/--suites; run `vhil matrix --help` for the defaults")
-    boards = Path(args.boards) if args.boards else None
-    run_dir, results = run_matrix(cells, Path(args.reports), boards, console)
+    run_dir, results = run_matrix(cells, Path(args.reports), boards, console, pool)
     console.print(f"reports: {run_dir}  index: {Path(args.reports) / 'index.html'}")
     return 1 if any(r.status not in ("pass", "unavailable") for r in results) else 0
 
@@ -190,5 +224,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--targets", nargs="+", metavar="TARGET", help="only these targets")
     parser.add_argument("--suites", nargs="+", metavar="SUITE", help=f"only these suites ({', '.join(SUITES)})")
     parser.add_argument("--boards", metavar="FILE", help="board inventory for board: targets")
+    parser.add_argument("--labels", nargs="+", metavar="LABEL",
+                        help=f"shard the board cells over the boards carrying these labels (implies --targets '{ANY_BOARD}')")
     parser.add_argument("--reports", default=str(REPORTS_ROOT), metavar="DIR", help="reports root (default reports/)")
     parser.set_defaults(func=_run)

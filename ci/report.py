@@ -118,7 +118,8 @@ def _html(index: dict[str, Any], root: Path) -> str:
                  for name in REPORT_FILES
                  if (out / name).exists()]
         numbers = ", ".join(f"{k}: {v}" for k, v in cell["headline"].items())
-        rows.append(f'<tr><td>{html.escape(cell["target"])}</td><td>{cell["suite"]}</td>'
+        ran_on = f' on {html.escape(cell["board"])}' if cell.get("board") else ""  # sharded over a farm
+        rows.append(f'<tr><td>{html.escape(cell["target"])}{ran_on}</td><td>{cell["suite"]}</td>'
                     f'<td style="color:{STATUS_COLORS.get(cell["status"], "#000")}"><b>{cell["status"]}</b></td>'
                     f'<td>{cell["seconds"]:.1f} s</td><td>{html.escape(numbers)}</td>'
                     f'<td>{html.escape(cell["reason"])}</td><td>{" ".join(links)}</td></tr>')
