@@ -23,8 +23,11 @@ def test_example_inventory_loads_with_every_field() -> None:
     assert devkit.chip == "esp32" and devkit.reset == "dtr-rts" and devkit.baud == 115200
     assert devkit.images[0].offset == 0x1000 and devkit.images[0].path.is_absolute()
     assert devkit.wifi is not None and devkit.wifi.password_env == "VHIL_WIFI_PASSWORD"
+    lab = inventory.board("lab-s2")
+    assert lab.port_is_url and lab.base_url == "http://127.0.0.1:8080"
     farm = inventory.board("farm-s3")
-    assert farm.port_is_url and farm.base_url == "http://127.0.0.1:8080"
+    assert farm.on_farm and dict(farm.tags) == {"chip": "esp32s3"} and farm.port is None
+    assert inventory.board("bench-c3").place == "bench-c3"
 
 
 @pytest.mark.parametrize("entry, expected", [

@@ -19,6 +19,7 @@ from hil.errors import SetupError
 from hil.lock import ExclusiveLock, WaitStatus, read_holder
 
 COORDINATOR_ENV = "LG_COORDINATOR"  # labgrid's own variable for the coordinator address
+TOKEN_ENV = "LG_TOKEN"  # labgrid's: a reservation the caller holds (`eval $(labgrid-client reserve --wait --shell ...)`)
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
 RPC_TIMEOUT_S = 30.0
 POLL_S = 0.5  # reservation polls; each one also keeps the reservation from expiring (labgrid: 60 s)
@@ -126,6 +127,7 @@ class PlaceLease:
     place: str | None = None
     serial_url: str | None = None
     power: bool = False  # the place has a power resource labgrid can switch
+    own_token: bool = True  # False: the reservation is the caller's ($LG_TOKEN), not ours to cancel
     reservation_wait_s: float = 0.0
     acquire_s: float = 0.0
     _lock: ExclusiveLock | None = field(default=None, repr=False)  # the local record of the acquired place
@@ -145,20 +147,30 @@ class PlaceLease:
         assert self.coordinator is not None
         pb = self.coordinator.pb
         started = time.monotonic()
-        request = pb.CreateReservationRequest(filters={"main": pb.Reservation.Filter(filter=self.filters)}, prio=0)
-        self.token = self.coordinator.rpc("CreateReservation", request).reservation.token
-        # a reservation whose owner is killed while it waits would take the next free place and keep it (unpolled)
-        # for 60 s: the record lets `vhil farm release --stale` cancel it
-        self._reservation_record = reservation_lock(self.token)
-        self._reservation_record.try_acquire()
+        held = os.environ.get(TOKEN_ENV)
+        if held and "name" not in self.filters:
+            # the job holds a reservation for all its steps (the same board for flash and every suite); it must
+            # be for what this board entry asks, and it stays the job's to cancel
+            self.token, self.own_token = held, False
+        else:
+            request = pb.CreateReservationRequest(filters={"main": pb.Reservation.Filter(filter=self.filters)}, prio=0)
+            self.token = self.coordinator.rpc("CreateReservation", request).reservation.token
+            # a reservation whose owner is killed while it waits would take the next free place and keep it
+            # (unpolled) for 60 s: the record lets `vhil farm release --stale` cancel it
+            self._reservation_record = reservation_lock(self.token)
+            self._reservation_record.try_acquire()
         try:
             while True:
                 reservation = self.coordinator.rpc("PollReservation", pb.PollReservationRequest(token=self.token)).reservation
                 state = _STATE_NAMES.get(reservation.state, str(reservation.state))
                 if state == "allocated":
                     self.place = reservation.allocations["main"]
+                    if not self.own_token and dict(reservation.filters["main"].filter) != self.filters:
+                        raise SetupError(f"{self.what}: ${TOKEN_ENV} is a reservation for "
+                                         f"{_filter_text(dict(reservation.filters['main'].filter))}, but the inventory "
+                                         f"entry asks for {_filter_text(self.filters)}; reserve with those tags")
                     return
-                if state != "waiting":
+                if state != "waiting" and not (state == "acquired" and not self.own_token):  # acquired: another step
                     raise SetupError(f"{self.what}: labgrid reservation {self.token} became {state} before a place was "
                                      f"allocated (is a place with {_filter_text(self.filters)} defined?)")
                 waited = time.monotonic() - started
@@ -242,7 +254,7 @@ class PlaceLease:
             # Cancel first: a released place stays allocated to its reservation (kept from others) until that is
             # cancelled or expires, and the coordinator hands a freed place to the next reservation only when it
             # schedules (on a release, or every 15 s), so releasing last lets the next waiter have it at once.
-            if self.token is not None:
+            if self.token is not None and self.own_token:
                 coordinator.rpc("CancelReservation", pb.CancelReservationRequest(token=self.token))
             if self._lock is not None:
                 coordinator.rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=self.place))
