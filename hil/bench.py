@@ -118,24 +118,24 @@ async def _measure(target: MpyTarget, progress: Callable[[str], None]) -> dict[s
 
     async with _open(url) as ws:  # the first connection loads what a handshake loads lazily
         await _echo(ws, ECHO_PAYLOAD)
-    base = await _settled_heap(target)
+    base = await _steady_heap(target)
     # more than a board's cap (viperhttp serves 10 at once on MicroPython), for a steadier average
     target.control_command(f"max_connections {IDLE_CONNECTIONS + 1}")
     connections = await _open_idle(url, IDLE_CONNECTIONS)
     try:
-        with_idle = await _heap(target)
+        with_idle = await _steady_heap(target)
     finally:
         await asyncio.gather(*(ws.close() for ws in connections))
     figures["per_connection_bytes"] = round((with_idle - base) / IDLE_CONNECTIONS)
     progress(f"{IDLE_CONNECTIONS} idle connections: {with_idle - base} bytes")
-    await _settled_heap(target)
+    await _steady_heap(target)
 
     async with _open(url) as ws:
         await _echo_many(ws, ECHO_WARMUP)
-        before = await _heap(target)
+        before = await _steady_heap(target)
         started = time.monotonic()
         await _echo_many(ws, ECHO_MESSAGES)
-        after = await _heap(target)
+        after = await _steady_heap(target)
         figures["growth_after_10k_bytes"] = after - before
         progress(f"{ECHO_MESSAGES} echoes in {time.monotonic() - started:.1f} s: heap {before} -> {after}")
 
@@ -205,13 +205,14 @@ async def _heap(target: MpyTarget) -> int:
     return await asyncio.to_thread(target.heap_bytes_now)
 
 
-async def _settled_heap(target: MpyTarget) -> int:
-    """The heap once it stops falling: closed connections finish their closing handshakes first."""
+async def _steady_heap(target: MpyTarget) -> int:
+    """The heap once two readings in a row agree: closed connections finish their closing handshakes, and a
+    reading taken while the VM still held a reply's transient objects is not the one kept."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     previous = await _heap(target)
     while time.monotonic() < deadline:
         current = await _heap(target)
-        if current >= previous:
+        if current == previous:
             return current
         previous = current
     return previous
