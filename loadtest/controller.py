@@ -14,7 +14,7 @@ from locust.runners import MasterRunner, Runner
 
 from hil.errors import SetupError
 from hil.probe import get_json_object_or_none
-from loadtest import users
+from loadtest import messages, users
 from loadtest.accounting import Tally
 from loadtest.scenarios import LoadOptions, Population, step_window_seconds
 from loadtest.verdict import Window
@@ -73,9 +73,9 @@ class Controller:
         self.publisher_ids: list[str] = []
         self.reports: dict[str, tuple[int, Tally]] = {}  # process -> (flush number, its latest counters)
         self.flushes = 0
-        self.runner.register_message("vhil_joined", self._on_joined)
-        self.runner.register_message("vhil_pub_ready", self._on_pub_ready)
-        self.runner.register_message("vhil_report", self._on_report)
+        self.runner.register_message(messages.JOINED, self._on_joined)
+        self.runner.register_message(messages.PUB_READY, self._on_pub_ready)
+        self.runner.register_message(messages.REPORT, self._on_report)
 
     # --- messages from users --------------------------------------------------------------------------------------
     def _on_joined(self, environment: Environment, msg: Any, **_: Any) -> None:
@@ -118,7 +118,7 @@ class Controller:
         config = {"url": self.ws_url, "rooms": self.rooms, "pad": " " + "x" * (pop.pad_bytes - 1) if pop.pad_bytes else "",
                   "deadline": time.time() + planned_s, "workers": max(1, self.processes),
                   "request_name": f"broadcast {options.scenario}"}
-        self.runner.send_message("vhil_config", config)
+        self.runner.send_message(messages.CONFIG, config)
         self.record.stats_before = fetch_stats(self.base_url)
         self.on_phase("spawning", self.record)
         try:
@@ -144,7 +144,7 @@ class Controller:
         start = time.time() + WINDOW_LEAD_S
         window = Window(index, start, start + length_s, dict(self.members), dict(self.all_members))
         self.record.windows.append(window)
-        self.runner.send_message("vhil_window", {
+        self.runner.send_message(messages.WINDOW, {
             "window": index, "start": window.start, "end": window.end, "rate": options.rate,
             "publishers": sorted(self.publisher_ids), "rooms": self.rooms, "late_cutoff": LATE_CUTOFF_S})
         self.on_phase("publishing", self.record)
@@ -156,7 +156,7 @@ class Controller:
                 self.progress(window)
         if self.judge_step is not None:
             self.flushes += 1
-            self.runner.send_message("vhil_flush", {"flush": self.flushes})
+            self.runner.send_message(messages.FLUSH, {"flush": self.flushes})
             self.gather(self.flushes, f"step {index} counters")
             if not self.judge_step(self.record, window):
                 self.record.stepup_stopped_at = index
@@ -174,7 +174,7 @@ class Controller:
 
     def finish(self) -> None:
         self.on_phase("stopping", self.record)
-        self.runner.send_message("vhil_stop", {})
+        self.runner.send_message(messages.STOP, {})
         self.gather(users.FINAL_REPORT, "final counters")
         self.runner.quit()
         self.record.stats_after = self.settled_stats()

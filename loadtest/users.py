@@ -26,6 +26,7 @@ from locust import User, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
 
+from loadtest import messages
 from loadtest.accounting import MESSAGE_PREFIX, MemberLedger, Tally, ack_count_key, format_message, split_key, window_room_key
 from loadtest.wsclient import OP_TEXT, ConnectionClosedByServer, FastWebSocket, WebSocketError
 
@@ -114,7 +115,7 @@ def _on_flush(environment: Environment, msg: Any, **_: Any) -> None:
 
 
 def _send_report(flush: int) -> None:
-    STATE.send("vhil_report", {"process": STATE.token, "flush": flush, "tally": STATE.tally.to_wire()})
+    STATE.send(messages.REPORT, {"process": STATE.token, "flush": flush, "tally": STATE.tally.to_wire()})
 
 
 def _report_when_idle() -> None:
@@ -130,10 +131,10 @@ def _report_when_idle() -> None:
 def _register_user_side(environment: Environment, **_: Any) -> None:
     STATE.environment = environment
     if environment.runner is not None and not isinstance(environment.runner, MasterRunner):
-        environment.runner.register_message("vhil_config", _on_config)
-        environment.runner.register_message("vhil_window", _on_window)
-        environment.runner.register_message("vhil_stop", _on_stop)
-        environment.runner.register_message("vhil_flush", _on_flush)
+        environment.runner.register_message(messages.CONFIG, _on_config)
+        environment.runner.register_message(messages.WINDOW, _on_window)
+        environment.runner.register_message(messages.STOP, _on_stop)
+        environment.runner.register_message(messages.FLUSH, _on_flush)
 
 
 # --- receiving --------------------------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class SubscriberUser(SessionUser):
             ledger.rooms.add(room.encode())
             ws.send_text(f"join {room}")
             await_reply(ws, ledger, f"ok join {room}".encode())
-            STATE.send("vhil_joined", {"room": room, "slow": self.slow})
+            STATE.send(messages.JOINED, {"room": room, "slow": self.slow})
             if self.slow:
                 self.stay_silent(ws)
                 return
@@ -331,7 +332,7 @@ class PublisherUser(SessionUser):
         pad = STATE.config["pad"]
         seq, window = 0, 0
         try:
-            STATE.send("vhil_pub_ready", {"id": publisher_id})
+            STATE.send(messages.PUB_READY, {"id": publisher_id})
             while (plan := STATE.wait_window(window)) is not None:
                 index, count = plan["publishers"].index(publisher_id), len(plan["publishers"])
                 rate, start, end, rooms = plan["rate"], plan["start"], plan["end"], plan["rooms"]
