@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 FRAMEWORK = Path(__file__).resolve().parent.parent / "framework"
-RUNTIME_FILES = sorted((FRAMEWORK / "viperhttp").glob("*.py")) + [FRAMEWORK / "dut" / "main.py"]
+RUNTIME_FILES = sorted((FRAMEWORK / "viperhttp").glob("*.py")) + sorted((FRAMEWORK / "dut").glob("*.py"))
 # What the runtime path may import: modules MicroPython 1.24 ships on ESP32 (plus `network` on boards).
 # `codecs` and `hashlib.sha1` are optional speedups imported behind try/except in compat.py; `resource` is
 # imported there only when not on MicroPython (the open-files limit bounds CPython's default connection cap).
-MICROPYTHON_MODULES = {"asyncio", "binascii", "gc", "json", "sys", "time", "network", "hashlib", "codecs", "viperhttp",
-                       "resource"}
+# The DUT app's own modules, and ViperHTTP firmware's built-in ones (imported only when the firmware has them).
+MICROPYTHON_MODULES = {"asyncio", "binascii", "gc", "json", "os", "sys", "time", "network", "hashlib", "codecs",
+                       "viperhttp", "resource", "viperhttp_bridge", "viperhttp_ws", "dut_board", "runtime_reference",
+                       "runtime_viperhttp"}
 
 
 @pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.relative_to(FRAMEWORK).as_posix())

@@ -1,35 +1,52 @@
 # The DUT app: the one application every target runs (main.py on MicroPython, `vhil serve` on CPython).
 # Its routes and behaviour are specified in docs/dut-app.md; suites rely on nothing else.
+#
+# This module uses only the API that ../shared/spec/viperhttp-websocket-guide.md documents (the contract a
+# firmware is certified against). Everything the guide leaves open (starting the server, Wi-Fi, a WebSocket's
+# query parameters, HTTP query parameters, free memory, the message size limit) goes through `runtime`, the
+# adapter for what this board runs, chosen here by what the firmware offers. tests/test_dut_app_api.py checks
+# that nothing else is used. receive() results are read exactly as the guide documents them, so a firmware
+# that deviates fails a contract test instead of being silently adapted to.
 import asyncio
 import json
-import sys
 
 import viperhttp
-from viperhttp.compat import MICROPYTHON, memory_info
+
+try:
+    import viperhttp_bridge  # noqa: F401 - built into ViperHTTP firmware, absent with the reference framework
+except ImportError:
+    import runtime_reference as runtime
+else:
+    import runtime_viperhttp as runtime
 
 CONFIG_FILE = "dut_config.json"
-DEFAULT_PORT = 80 if MICROPYTHON else 8765
-MAX_MESSAGE_SIZE = 64 * 1024 if MICROPYTHON else 16 * 1024 * 1024
 SSE_MAX_EVENTS = 1000
+SSE_MAX_INTERVAL_MS = 60000
+SSE_PARAMETERS = ("count", "interval_ms")
 
-app = viperhttp.ViperHTTP(
-    title="ViperHTTP DUT",
-    version=viperhttp.VERSION,
-    description="The application every ViperHTTP HIL target runs",
-    include_websocket_docs=True,
-    max_message_size=MAX_MESSAGE_SIZE,
-)
+
+def _load_config():
+    try:
+        with open(CONFIG_FILE) as handle:
+            return json.load(handle)
+    except OSError:
+        return {}
+
+
+config = _load_config()
+app = viperhttp.ViperHTTP(title="ViperHTTP DUT", include_websocket_docs=True)
+max_message_size = runtime.configure(app, config)
 ws_manager = viperhttp.ConnectionManager()
 
 
-@app.websocket("/ws/echo", summary="Echo text as echo:TEXT, binary unchanged")
+@app.websocket("/ws/echo")
 async def ws_echo(ws):
     await ws.accept()
     while True:
         msg = await ws.receive()
         if msg.get("type") == "close":
             break
-        if msg["type"] == "bytes":
+        if msg.get("type") == "bytes":
             await ws.send_bytes(msg["bytes"])
         else:
             await ws.send_text("echo:" + msg.get("text", ""))
@@ -39,27 +56,46 @@ async def _echo_unchanged(ws):
     await ws.accept()
     while True:
         msg = await ws.receive()
-        if msg["type"] == "close":
+        if msg.get("type") == "close":
             break
-        if msg["type"] == "bytes":
+        if msg.get("type") == "bytes":
             await ws.send_bytes(msg["bytes"])
         else:
-            await ws.send_text(msg["text"])
+            await ws.send_text(msg.get("text", ""))
 
 
-@app.websocket("/ws/autobahn", summary="Plain echo for the Autobahn testsuite")
+@app.websocket("/ws/autobahn")
 async def ws_autobahn(ws):
     await _echo_unchanged(ws)
 
 
-@app.websocket("/ws/mqtt", protocols=["mqtt", "mqttv5"], summary="Sub-protocol negotiation; plain echo")
+@app.websocket("/ws/mqtt", protocols=["mqtt", "mqttv5"])
 async def ws_mqtt(ws):
     await _echo_unchanged(ws)
 
 
-@app.websocket("/ws/chat", summary="Join ?room=NAME and broadcast each message to it as JSON")
+@app.websocket("/ws/inspect")
+async def ws_inspect(ws):
+    # Diagnostics for the contract suite: what receive() returned, as type names and keys, never payloads.
+    await ws.accept()
+    while True:
+        msg = await ws.receive()
+        if msg.get("type") == "close":
+            break
+        await ws.send_text(json.dumps(describe_message(msg)))
+
+
+def describe_message(msg):
+    shape = {"python_type": type(msg).__name__}
+    if isinstance(msg, dict):
+        shape["keys"] = dict((str(key), type(msg[key]).__name__) for key in msg)
+        shape["type"] = msg.get("type")
+    return shape
+
+
+@app.websocket("/ws/chat")
 async def ws_chat(ws):
-    room = ws.query_params.get("room", "general")
+    room = runtime.ws_query(ws).get("room", "general")
     await ws_manager.connect(ws, room=room)
     try:
         while True:
@@ -71,18 +107,15 @@ async def ws_chat(ws):
         ws_manager.disconnect(ws)
 
 
-@app.websocket("/ws/rooms", summary="Text commands: join ROOM, leave ROOM, pub ROOM PAYLOAD, stats")
+@app.websocket("/ws/rooms")
 async def ws_rooms(ws):
     await ws_manager.connect(ws)
     try:
         while True:
             msg = await ws.receive()
-            if msg["type"] == "close":
+            if msg.get("type") == "close":
                 break
-            if msg["type"] != "text":
-                await ws.send_text("err commands are text messages")
-                continue
-            await ws.send_text(await _room_command(ws, msg["text"]))
+            await ws.send_text(await _room_command(ws, msg.get("text", "")))
     finally:
         ws_manager.disconnect(ws)
 
@@ -93,8 +126,11 @@ async def _room_command(ws, command):
         room, sep, payload = rest.partition(" ")
         if not room or not sep:
             return "err usage: pub ROOM PAYLOAD"
-        count = await ws_manager.broadcast_text(payload, room=room)
-        return "ok pub %s %d" % (room, count)
+        # the guide promises no return value from broadcast_text: the members are counted by stats(), taken
+        # with the broadcast (nothing can join or leave in between: there is no await between the two)
+        members = ws_manager.stats()["rooms"].get(room, 0)
+        await ws_manager.broadcast_text(payload, room=room)
+        return "ok pub %s %d" % (room, members)
     if verb in ("join", "leave"):
         if not rest or " " in rest:
             return "err usage: %s ROOM" % verb
@@ -110,19 +146,15 @@ async def _room_command(ws, command):
 
 @app.get("/health")
 async def health():
-    return {
-        "status": "ok",
-        "impl": viperhttp.IMPLEMENTATION,
-        "version": viperhttp.VERSION,
-        "platform": sys.platform,
-        "max_message_size": MAX_MESSAGE_SIZE,
-    }
+    impl, version, platform = runtime.describe()
+    return {"status": "ok", "impl": impl, "version": version, "platform": platform,
+            "max_message_size": max_message_size}
 
 
 @app.get("/stats")
 async def stats():
     result = ws_manager.stats()
-    result["mem_free"], result["mem_alloc"] = memory_info()
+    result["mem_free"], result["mem_alloc"] = runtime.memory_info()
     return result
 
 
@@ -146,52 +178,29 @@ class TickEvents:
         return {"event": "tick", "id": str(self.n - 1), "data": json.dumps({"n": self.n - 1})}
 
 
-@app.get("/events", with_request=True, summary="Server-Sent Events: ?count=N&interval_ms=MS ticks")
-async def events(request):
+def _bounded_int(name, text, default, upper):
+    """The integer in `text` (None: `default`) within 0..upper; ValueError naming the parameter otherwise."""
+    if text is None:
+        return default
+    text = str(text)
+    # the digit count first: a 400-digit value is rejected before it becomes a big integer
+    if not text.isdigit() or len(text) > len(str(upper)) or int(text) > upper:
+        raise ValueError("%s must be an integer from 0 to %d" % (name, upper))
+    return int(text)
+
+
+@runtime.get_with_query(app, "/events", SSE_PARAMETERS)
+async def events(count=None, interval_ms=None):
     try:
-        count = min(int(request.query_params.get("count", "3")), SSE_MAX_EVENTS)
-        interval_ms = max(0, int(request.query_params.get("interval_ms", "100")))
-    except ValueError:
-        raise viperhttp.HTTPException(422, "count and interval_ms must be integers")
+        count = _bounded_int("count", count, 3, SSE_MAX_EVENTS)
+        interval_ms = _bounded_int("interval_ms", interval_ms, 100, SSE_MAX_INTERVAL_MS)
+    except ValueError as exc:
+        raise runtime.http_error(422, str(exc))
     return viperhttp.StreamingResponse(TickEvents(count, interval_ms), media_type="text/event-stream")
 
 
-def _load_config():
-    try:
-        with open(CONFIG_FILE) as handle:
-            return json.load(handle)
-    except OSError:
-        return {}
-
-
-def _connect_wifi(ssid, password):
-    """Join Wi-Fi on a board and return its address (never prints the password)."""
-    import network
-    import time
-
-    wlan = network.WLAN(network.STA_IF)
-    wlan.active(True)
-    if not wlan.isconnected():
-        wlan.connect(ssid, password)
-        for _ in range(200):
-            if wlan.isconnected():
-                break
-            time.sleep_ms(100)
-    if not wlan.isconnected():
-        raise OSError("Wi-Fi: could not join " + ssid)
-    return wlan.ifconfig()[0]
-
-
 def main(host=None, port=None):
-    config = _load_config()
-    advertise = None
-    if config.get("wifi_ssid"):
-        advertise = _connect_wifi(config["wifi_ssid"], config.get("wifi_password", ""))
-    if host is None:
-        host = config.get("host", "0.0.0.0")
-    if port is None:
-        port = int(config.get("port", DEFAULT_PORT))
-    app.run(host=host, port=port, advertise_host=advertise)
+    runtime.serve(app, config, host, port)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,33 @@
+# What the DUT app needs from a board whatever framework serves it: joining Wi-Fi, where to listen.
+DEFAULT_HOST = "0.0.0.0"
+
+
+def listen_address(config, host, port, default_port):
+    """(host, port, advertised host) from dut_config.json, explicit arguments winning; joins Wi-Fi when
+    the config names a network (the advertised host is then the board's address)."""
+    advertise = None
+    if config.get("wifi_ssid"):
+        advertise = connect_wifi(config["wifi_ssid"], config.get("wifi_password", ""))
+    if host is None:
+        host = config.get("host", DEFAULT_HOST)
+    if port is None:
+        port = int(config.get("port", default_port))
+    return host, port, advertise
+
+
+def connect_wifi(ssid, password):
+    """Join Wi-Fi on a board and return its address (never prints the password)."""
+    import network
+    import time
+
+    wlan = network.WLAN(network.STA_IF)
+    wlan.active(True)
+    if not wlan.isconnected():
+        wlan.connect(ssid, password)
+        for _ in range(200):
+            if wlan.isconnected():
+                break
+            time.sleep_ms(100)
+    if not wlan.isconnected():
+        raise OSError("Wi-Fi: could not join " + ssid)
+    return wlan.ifconfig()[0]

@@ -1,0 +1,58 @@
+# The DUT app's adapter for the ViperHTTP reference framework (framework/viperhttp): what the guide leaves
+# open, done the reference's way. runtime_viperhttp.py has the same functions for ViperHTTP firmware.
+import sys
+
+import viperhttp
+from viperhttp.compat import MICROPYTHON
+from viperhttp.compat import memory_info as _memory_info
+
+from dut_board import listen_address
+
+NAME = "reference"
+DEFAULT_PORT = 80 if MICROPYTHON else 8765
+MAX_MESSAGE_SIZE = 64 * 1024 if MICROPYTHON else 16 * 1024 * 1024
+
+
+def configure(app, config):
+    """Apply the runtime's settings to `app`; the message size limit it enforces (bytes)."""
+    app.max_message_size = MAX_MESSAGE_SIZE
+    return MAX_MESSAGE_SIZE
+
+
+def describe():
+    """(implementation, version, platform) for /health."""
+    return viperhttp.IMPLEMENTATION, viperhttp.VERSION, sys.platform
+
+
+def ws_query(ws):
+    """The query parameters of a WebSocket's handshake request."""
+    return ws.query_params
+
+
+def get_with_query(app, path, names):
+    """Register a GET handler that takes the query parameters `names` as keyword arguments."""
+    def decorator(handler):
+        def with_query(request):
+            query = request.query_params
+            return handler(**dict((name, query[name]) for name in names if name in query))
+        try:
+            with_query.__name__ = handler.__name__  # OpenAPI names the operation after it
+        except AttributeError:
+            pass  # MicroPython functions take no attributes
+        app.get(path, with_request=True)(with_query)
+        return handler
+    return decorator
+
+
+def http_error(status, detail):
+    return viperhttp.HTTPException(status, detail)
+
+
+def memory_info():
+    """(free, allocated) heap bytes, or (None, None) where the runtime does not tell."""
+    return _memory_info()
+
+
+def serve(app, config, host=None, port=None):
+    host, port, advertise = listen_address(config, host, port, DEFAULT_PORT)
+    app.run(host=host, port=port, advertise_host=advertise)
