@@ -15,7 +15,7 @@ RUNTIME_FILES = sorted((FRAMEWORK / "viperhttp").glob("*.py")) + sorted((FRAMEWO
 # `codecs` and `hashlib.sha1` are optional speedups imported behind try/except in compat.py; `resource` is
 # imported there only when not on MicroPython (the open-files limit bounds CPython's default connection cap).
 # The DUT app's own modules, and ViperHTTP firmware's built-in ones (imported only when the firmware has them).
-MICROPYTHON_MODULES = {"asyncio", "binascii", "gc", "json", "os", "sys", "time", "network", "hashlib", "codecs",
+MICROPYTHON_MODULES = {"asyncio", "binascii", "gc", "json", "os", "uos", "sys", "time", "network", "hashlib", "codecs",
                        "viperhttp", "resource", "viperhttp_bridge", "viperhttp_ws", "dut_board", "runtime_reference",
                        "runtime_viperhttp"}
 

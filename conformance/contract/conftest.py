@@ -15,18 +15,17 @@ from hil.targets import Target
 from hil.probe import SUITE_START_PROBE_TIMEOUT_S, wait_reachable
 
 
-@pytest.fixture(scope="session")
-def dut(target: Target) -> Target:
-    """The started target, once it answers; an unreachable one ends the session with exit status 2."""
-    if not target.base_url:
-        pytest.skip(f"target {target.name} has no network endpoint")
+@pytest.fixture
+def dut(target: Target, base_url: str) -> Target:
+    """The started target with its DUT app running (a serial board's app is restarted after a failed test
+    left it stopped), once it answers; an unreachable one ends the session with exit status 2."""
     try:
-        wait_reachable(target.base_url, SUITE_START_PROBE_TIMEOUT_S)
+        wait_reachable(base_url, SUITE_START_PROBE_TIMEOUT_S)  # one TCP connect: a restarted app may still be binding
     except SetupError as exc:
         pytest.exit(str(exc), returncode=2)
     return target
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def health(dut: Target) -> dict[str, Any]:
     return get_json(dut, "/health")

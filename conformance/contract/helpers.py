@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import os
 import urllib.error
 from typing import Any, Awaitable, Callable, TypeVar
@@ -57,3 +58,28 @@ def get_json(dut: Target, path: str) -> Any:
         return probe.get_json(dut.http_url(path), STEP_TIMEOUT_S)
     except urllib.error.HTTPError as exc:
         raise AssertionError(f"GET {path} answered {exc.code}: {exc.read()[:200]!r}") from None
+
+
+GUIDE = "the WebSocket guide (../shared/spec/viperhttp-websocket-guide.md)"
+
+
+async def received_shape(dut: Target, payload: str | bytes) -> dict[str, Any]:
+    """What the target's ws.receive() returned for `payload`, as the DUT app's /ws/inspect reports it: the
+    Python type, each key with its value's type name, and the "type" value (never the payload)."""
+    async with ws_connect(dut, "/ws/inspect") as ws:
+        await ws.send(payload)
+        return json.loads(await recv(ws))
+
+
+def describe_shape(shape: dict[str, Any]) -> str:
+    keys = ", ".join(f"{key!r}: {kind}" for key, kind in sorted(shape.get("keys", {}).items()))
+    return f"a {shape.get('python_type')} {{{keys}}} with type {shape.get('type')!r}"
+
+
+async def assert_binary_echo(dut: Target, reply: str | bytes, payload: bytes) -> None:
+    """A binary message must come back binary; when it does not, say what the target's receive() returned."""
+    if not isinstance(reply, bytes):
+        raise AssertionError(
+            f"a binary message was answered with a {type(reply).__name__} message: the DUT app reads receive() "
+            f"as {GUIDE} documents it (# Binary message {{\"type\": \"bytes\", \"bytes\": ...}}), and this "
+            f"target's receive() returned {describe_shape(await received_shape(dut, payload[:16]))}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.contract.helpers import recv, run, ws_connect
+from conformance.contract.helpers import assert_binary_echo, recv, run, ws_connect
 
 
 def test_text_is_echoed_with_prefix(dut):
@@ -23,7 +23,7 @@ def test_bytes_are_echoed_unchanged(dut):
             for payload in (bytes(range(256)), b"\x00", b"echo:"):
                 await ws.send(payload)
                 reply = await recv(ws)
-                assert isinstance(reply, bytes), f"binary message answered with a {type(reply).__name__} message"
+                await assert_binary_echo(dut, reply, payload)
                 assert reply == payload
     run(body)
 

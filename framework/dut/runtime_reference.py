@@ -40,8 +40,22 @@ def get_with_query(app, path, names):
         except AttributeError:
             pass  # MicroPython functions take no attributes
         app.get(path, with_request=True)(with_query)
+        _declare_query(app, path, names)
         return handler
     return decorator
+
+
+def _declare_query(app, path, names):
+    # The reference's routes have no query spec yet, so its OpenAPI document is completed here.
+    build = app.openapi
+
+    def openapi():
+        document = build()
+        for operation in document["paths"].get(path, {}).values():
+            operation["parameters"] = operation["parameters"] + [
+                {"name": name, "in": "query", "required": False, "schema": {"type": "integer"}} for name in names]
+        return document
+    app.openapi = openapi
 
 
 def http_error(status, detail):

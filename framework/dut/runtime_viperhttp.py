@@ -2,8 +2,12 @@
 # in): what the guide leaves open, done the way the firmware documents it. Chosen by main.py when the
 # firmware's `viperhttp_bridge` module exists; runtime_reference.py has the same functions.
 import gc
-import os
 import sys
+
+try:
+    import uos as os  # the board's own os (on MicroPython both names are the same module)
+except ImportError:
+    import os
 
 import viperhttp
 import viperhttp_bridge
@@ -35,7 +39,7 @@ def get_with_query(app, path, names):
     """The firmware passes query parameters as keyword arguments; `query=` declares them (and documents
     them in OpenAPI)."""
     def decorator(handler):
-        app.get(path, query=dict((name, str) for name in names))(handler)
+        app.get(path, query=dict((name, int) for name in names))(handler)
         return handler
     return decorator
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Sequence
 
-DUT_MAIN = Path(__file__).resolve().parent.parent / "dut" / "main.py"
 IMPLEMENTATIONS = ("reference", "websockets")
 
 
 def load_dut_module() -> ModuleType:
     """framework/dut/main.py as a module (not as __main__), so its app is built but not run."""
+    from hil.dut_app import DUT_DIR, DUT_MAIN
+
+    if str(DUT_DIR) not in sys.path:
+        sys.path.insert(0, str(DUT_DIR))  # main.py imports its adapter modules from its own folder, as on a board
     spec = importlib.util.spec_from_file_location("vhil_dut_main", DUT_MAIN)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -12,7 +12,6 @@ import re
 import struct
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from hil.errors import BoardFailure
@@ -349,14 +348,3 @@ class RawRepl:
             raise ReplError("main.py ended without printing `listening on http://...` (is the DUT app deployed?)")
         return found.group(1).decode()
 
-
-def default_app_files(repo_root: Path) -> dict[str, bytes]:
-    """The framework package and the DUT app as device paths -> contents (what `vhil hil deploy` sends)."""
-    framework = repo_root / "framework" / "viperhttp"
-    app = repo_root / "framework" / "dut" / "main.py"
-    files: dict[str, bytes] = {}
-    for source in sorted(framework.rglob("*.py")):
-        files["/viperhttp/" + source.relative_to(framework).as_posix()] = source.read_bytes()
-    if app.is_file():
-        files["/main.py"] = app.read_bytes()
-    return files

@@ -26,7 +26,7 @@ from typing import Any
 
 from hil.errors import SetupError
 from hil.sim.faults import FAULTS_ENV, Faults
-from hil.sim.vfs import BoardFs
+from hil.sim.vfs import UNAME, BoardFs
 
 BANNER = (b"MicroPython v1.23.0 on 2024-06-02; Generic ESP32 module with ESP32\r\n"
           b'Type "help()" for more information.\r\n')
@@ -66,7 +66,7 @@ class _SoftReset(Exception):
 
 class SimBoard:
     def __init__(self, fs_dir: Path, faults: Faults, master: int, slave: int, mode: str, born: float,
-                 fired: set[str]) -> None:
+                 fired: set[str], firmware: str = "micropython") -> None:
         self.fs = BoardFs(fs_dir)
         self.faults = faults
         self.master = master
@@ -75,6 +75,7 @@ class SimBoard:
         self.born = born  # time of the first power-on: timed faults count from it
         self.fired = fired  # one-shot faults already injected
         self.fs_dir = fs_dir
+        self.firmware = firmware  # "micropython", or "viperhttp": ViperHTTP firmware's modules are built in
         self.inbox: "queue.Queue[int]" = queue.Queue()
         self.executing = False
         self._out_lock = threading.RLock()
@@ -132,8 +133,9 @@ class SimBoard:
         os.execv(sys.executable, [sys.executable, "-m", "hil.sim", "--fs", str(self.fs_dir),
                                   "--master-fd", str(self.master), "--slave-fd", str(self.slave),
                                   "--boot", reason,
-                                  "--mode", self.mode if reason == "soft" else "friendly",  # RAM state is lost "--born", repr(self.born),
-                                  "--fired", ",".join(sorted(self.fired))])
+                                  "--mode", self.mode if reason == "soft" else "friendly",  # RAM state is lost
+                                  "--born", repr(self.born),
+                                  "--fired", ",".join(sorted(self.fired)), "--firmware", self.firmware])
 
     def panic(self) -> None:
         with self._out_lock:
@@ -204,7 +206,14 @@ class SimBoard:
         )
         sys.modules["machine"] = machine
         board_modules = {"os": self.fs.os_module(), "time": _micropython_time()}
+        if self.firmware == "viperhttp":
+            from hil.sim import viperhttp_firmware
+
+            uname = UNAME._replace(version=viperhttp_firmware.FIRMWARE_VERSION)
+            board_modules["os"].uname = lambda: uname
+            viperhttp_firmware.install(self.fs_dir)
         board_modules.update(uos=board_modules["os"], utime=board_modules["time"])
+        sys.modules["uos"] = board_modules["os"]  # so modules imported from the board's files see its os too
         real_import = builtins.__import__
 
         def board_import(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -424,6 +433,8 @@ def _rss_bytes() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.sim", description="simulated ESP32 running MicroPython on a pty")
     parser.add_argument("--fs", required=True, type=Path, help="directory holding the board's filesystem")
+    parser.add_argument("--firmware", default="micropython", choices=("micropython", "viperhttp"),
+                        help="what the board runs: plain MicroPython, or ViperHTTP firmware (its modules built in)")
     parser.add_argument("--faults", default=None, help=f"fault spec (default: ${FAULTS_ENV}); see hil/sim/faults.py")
     parser.add_argument("--sessions", type=Path, default=None, metavar="FILE",
                         help="append every open and close of the port here (hil/sim/sessions.py)")
@@ -459,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(args.fs)
     sys.path.insert(0, str(args.fs.resolve()))
     board = SimBoard(args.fs, faults, master, slave, args.mode, args.born or time.time(),
-                     {name for name in args.fired.split(",") if name})
+                     {name for name in args.fired.split(",") if name}, args.firmware)
     sys.stdout = sys.stderr = _ConsoleStdout(board)
     signal.signal(signal.SIGUSR1, lambda *_: board.panic())
     signal.signal(signal.SIGUSR2, lambda *_: board.reboot("poweron"))  # the EN pin: ESP32 reports POWERON_RESET

@@ -8,8 +8,13 @@ from __future__ import annotations
 import builtins
 import os as host_os
 import types
+from collections import namedtuple
 from pathlib import Path
 from typing import Any
+
+# os.uname() of MicroPython on an ESP32: indexable and with named fields, as MicroPython's uname_result is
+UnameResult = namedtuple("UnameResult", "sysname nodename release version machine")
+UNAME = UnameResult("esp32", "esp32", "1.23.0", "v1.23.0 on 2024-06-02", "Generic ESP32 module with ESP32")
 
 
 class BoardFs:
@@ -58,7 +63,7 @@ class BoardFs:
             statvfs=lambda path="/": (4096, 4096, 512, 500, 500, 0, 0, 0, 0, 255),
             getcwd=lambda: fs.board_path(host_os.getcwd()),
             chdir=lambda path: host_os.chdir(fs.host_path(path)),
-            uname=lambda: ("esp32", "esp32", "1.23.0", "v1.23.0 on 2024-06-02", "Generic ESP32 module with ESP32"),
+            uname=lambda: UNAME,
             sync=lambda: None,
             sep="/",
         )

@@ -1,7 +1,7 @@
 """Target names -> Target objects. The names are part of the interface:
 
 host[:IMPL]        the DUT app in a local process (`vhil serve`), IMPL reference (default) or websockets
-sim                a simulated ESP32 running MicroPython behind a real pty
+sim[:FIRMWARE]     a simulated ESP32 behind a real pty running MicroPython (default) or ViperHTTP firmware
 mpy                the framework on a real MicroPython VM
 qemu-microbit      Debian's qemu-system-arm running MicroPython (serial only)
 qemu-esp32         Espressif's QEMU, when installed
@@ -24,13 +24,14 @@ _FACTORIES: dict[str, str] = {
     "host:": "hil.targets.host:make_host_target",
     "url:": "hil.targets.url:make_url_target",
     "sim": "hil.targets.sim:make_sim_target",
+    "sim:": "hil.targets.sim:make_sim_target",
     "mpy": "hil.targets.mpy:make_mpy_target",
     "qemu-microbit": "hil.targets.qemu_microbit:make_qemu_microbit_target",
     "qemu-esp32": "hil.targets.qemu_esp32:make_qemu_esp32_target",
     "board:": "hil.targets.board:make_board_target",
 }
-BUILTIN_TARGETS = ("host", "host:websockets", "sim", "mpy", "qemu-microbit", "qemu-esp32")
-TARGET_HELP = "host[:IMPL], sim, mpy, qemu-microbit, qemu-esp32, board:<id>, url:ws://HOST:PORT[/path]"
+BUILTIN_TARGETS = ("host", "host:websockets", "sim", "sim:viperhttp", "mpy", "qemu-microbit", "qemu-esp32")
+TARGET_HELP = "host[:IMPL], sim[:viperhttp], mpy, qemu-microbit, qemu-esp32, board:<id>, url:ws://HOST:PORT[/path]"
 
 
 def _factory_for(name: str) -> Callable[[str, Path | None], Target]:

@@ -16,10 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import viperhttp
-from vhil_serve.cli import DUT_MAIN
-
 import hil
+from hil.dut_app import MICROPYTHON, app_sources
 from hil.errors import SetupError
 from hil.targets.base import NETWORK, Availability, Target
 from hil.process import ManagedProcess
@@ -132,16 +130,22 @@ def vm_package_version() -> str:
 
 
 def framework_modules() -> list[tuple[Path, str]]:
-    """(source file, path inside the VM's module directory) for the reference framework."""
-    package_dir = Path(viperhttp.__file__).resolve().parent
-    return [(source, f"viperhttp/{source.name}") for source in sorted(package_dir.glob("*.py"))]
+    """(source file, path inside the VM's module directory) for the reference framework alone."""
+    return [module for module in dut_app_modules() if module[1].startswith("viperhttp/")]
+
+
+def dut_app_modules() -> list[tuple[Path, str]]:
+    """(source file, path inside the VM's module directory) for the reference framework and the DUT app, as a
+    board running plain MicroPython gets them (hil/dut_app.py); main.py is the VM's APP_MODULE."""
+    return [(source, f"{APP_MODULE}.py" if device_path == "/main.py" else device_path.lstrip("/"))
+            for device_path, source in app_sources(MICROPYTHON).items()]
 
 
 def app_modules(app: str) -> list[tuple[Path, str]]:
     """Everything the VM runs to serve `app` (one of APPS), the bridge's side included."""
     bridge = [(BRIDGE_DIR / "bridge_streams.py", "bridge_streams.py")]
     if app == "viperhttp":
-        return framework_modules() + [(DUT_MAIN, f"{APP_MODULE}.py")] + bridge
+        return dut_app_modules() + bridge
     if app == "microdot":
         try:
             import microdot

@@ -14,7 +14,6 @@ Not exercised here: Espressif's fork cannot be installed on this machine. The co
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -146,7 +145,6 @@ class QemuEsp32Target(QemuTarget):
         files = self.app_files()
         if "/main.py" not in files:
             return None
-        files["/dut_config.json"] = json.dumps(self.dut_config()).encode()
         image = self.work_dir / "fs.img"
         if not build_fs_image(files, image):
             return None

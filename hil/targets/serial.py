@@ -3,23 +3,45 @@ resets and recovery. Subclasses say how the port is reached (`console_url`) and 
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
+from hil import dut_app
 from hil.artifacts import atomic_write_json
 from hil.errors import BoardFailure, SetupError
 from hil.serial.console import ConsoleTimeout, SerialConsole
 from hil.serial.events import REBOOT, RESET, TRACEBACK, Addr2Line, ConsoleEvent
-from hil.serial.repl import DeployedFile, RawRepl, ReplError, default_app_files
+from hil.serial.repl import DeployedFile, RawRepl, ReplError
 from hil.targets.base import NETWORK, Target
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 30.0
 RESPONSIVE_TIMEOUT_S = 3.0
+
+
+SHADOW_PACKAGE = "/viperhttp"  # the reference framework as deployed for plain MicroPython
+_EXISTS_CODE = """import os
+try:
+    os.stat({path!r})
+    print(1)
+except OSError:
+    print(0)"""
+_VERSION_CODE = "import os\nprint(os.uname().version)"
+_REMOVE_TREE_CODE = """import os
+def _vhil_rm(p):
+    try:
+        mode = os.stat(p)[0]
+    except OSError:
+        return
+    if mode & 0x4000:
+        for entry in list(os.ilistdir(p)):
+            _vhil_rm(p + '/' + entry[0])
+        os.rmdir(p)
+    else:
+        os.remove(p)
+_vhil_rm({path!r})
+del _vhil_rm"""
 
 
 class BoardUnrecoverable(BoardFailure):
@@ -36,7 +58,7 @@ class SerialTarget(Target):
     console: SerialConsole | None = None
     repl: RawRepl | None = None
     decoder: Addr2Line | None = None
-    app_files: Callable[[], dict[str, bytes]] = field(default=lambda: default_app_files(REPO_ROOT))
+    firmware: str = dut_app.MICROPYTHON  # what the board runs: hil/dut_app.py FIRMWARES
     app_running: bool = False
     deployed: list[DeployedFile] = field(default_factory=list)
     broken: str | None = None  # set when recovery failed: later users fail fast with this reason
@@ -52,6 +74,10 @@ class SerialTarget(Target):
     def dut_config(self) -> dict[str, object]:
         """dut_config.json for the DUT app: where to listen (and Wi-Fi for boards)."""
         return {"host": "127.0.0.1", "port": 0}
+
+    def app_files(self) -> dict[str, bytes]:
+        """The DUT app for this board's firmware with its dut_config.json (hil/dut_app.py)."""
+        return dut_app.app_files(self.firmware, self.dut_config())
 
     def app_url(self, printed_url: str) -> str:
         """The URL the host reaches the app on, from the one it printed (differs behind a port forward)."""
@@ -86,15 +112,20 @@ class SerialTarget(Target):
         return self.repl
 
     # -- the DUT app -----------------------------------------------------------------------------------------
-    def deploy(self, files: dict[str, bytes] | None = None,
-               progress: Callable[[str], None] | None = None) -> list[DeployedFile]:
-        """Write files (default: the framework, the DUT app and dut_config.json) and verify each on the device."""
+    def deploy(self, files: dict[str, bytes] | None = None, progress: Callable[[str], None] | None = None,
+               clean: bool = False) -> list[DeployedFile]:
+        """Write files (default: the DUT app for the board's firmware, see hil/dut_app.py) and verify each on
+        the device. `clean` first removes a /viperhttp package from the board's filesystem."""
         if files is None:
             files = self.app_files()
             if "/main.py" not in files:
                 raise SetupError("framework/dut/main.py is missing: the DUT app is needed to deploy (pass explicit paths)")
-            files["/dut_config.json"] = json.dumps(self.dut_config()).encode()
         repl = self.session()
+        if clean:
+            repl.exec_ok(_REMOVE_TREE_CODE.format(path=SHADOW_PACKAGE))
+        if self.firmware == dut_app.VIPERHTTP and repl.exec_ok(_EXISTS_CODE.format(path=SHADOW_PACKAGE)).strip() == "1":
+            raise SetupError(f"target {self.name} runs ViperHTTP firmware but {SHADOW_PACKAGE} is on its filesystem and "
+                             f"would shadow the built-in module: remove it with `vhil hil deploy --clean --target {self.name}`")
         self.deployed = repl.deploy_tree(files, progress)
         self.details["deployed_files"] = len(self.deployed)
         self.details["deployed_bytes"] = sum(d.size for d in self.deployed)
@@ -127,7 +158,7 @@ class SerialTarget(Target):
     def start(self) -> None:
         try:
             self.attach()
-            if self.start_app and self.has(NETWORK) and "/main.py" in self.app_files():
+            if self.start_app and self.has(NETWORK) and dut_app.DUT_MAIN.is_file():
                 self.ensure_app()
         except BaseException:
             self.stop()
@@ -138,6 +169,15 @@ class SerialTarget(Target):
         self.launch()
         self.open_console()
         self.wait_booted()
+        self.details["firmware"] = self.firmware_under_test()
+
+    def firmware_under_test(self) -> dict[str, str]:
+        """What reports name: the firmware kind, its version string as the board reports it, the board."""
+        version = self.session().exec_ok(_VERSION_CODE).strip()
+        return {"kind": self.firmware, "version": version, "board": self.board_id()}
+
+    def board_id(self) -> str:
+        return self.name
 
     def launch(self) -> None:
         """Start the process behind the board (simulator, QEMU); nothing for a real board."""

@@ -1,4 +1,6 @@
 """`sim`: the simulated ESP32 (hil/sim) behind a real pty, driven by the same runner as real boards.
+`sim:viperhttp`: the same board running simulated ViperHTTP firmware (hil/sim/viperhttp_firmware.py): its
+viperhttp is built in, so only the DUT app and its adapters are deployed.
 
 Faults are set per run with VHIL_SIM_FAULTS (see hil/sim/faults.py and docs/hil.md).
 """
@@ -12,11 +14,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hil import dut_app
 from hil.errors import SetupError
-from hil.targets.serial import SerialTarget
 from hil.sim.faults import FAULTS_ENV, Faults
 from hil.targets.base import NETWORK, SERIAL
+from hil.probe import free_tcp_port
 from hil.process import ManagedProcess
+from hil.targets.serial import SerialTarget
 
 START_TIMEOUT_S = 15.0
 
@@ -35,7 +39,8 @@ class SimTarget(SerialTarget):
         self.fs_dir = Path(tempfile.mkdtemp(prefix="vhil-sim-fs-"))
         log = self.log_dir / "sim-process.log" if self.log_dir else None
         env = dict(os.environ, **{FAULTS_ENV: self.faults})
-        self.process = ManagedProcess([sys.executable, "-m", "hil.sim", "--fs", str(self.fs_dir)], log_path=log, env=env,
+        self.process = ManagedProcess([sys.executable, "-m", "hil.sim", "--fs", str(self.fs_dir), "--firmware", self.firmware],
+                                      log_path=log, env=env,
                                       stop_signal=signal.SIGTERM, die_with_parent=True)
         try:
             match = self.process.wait_for_line(r"^pty (\S+)", START_TIMEOUT_S)
@@ -43,6 +48,14 @@ class SimTarget(SerialTarget):
             raise SetupError(f"target sim: the simulator did not start ({exc}): {self.process.output()[-300:]}") from None
         self.pty_path = match.group(1)
         self.details.update(pid=self.process.pid, pty=self.pty_path, fs=str(self.fs_dir), faults=self.faults or "none")
+
+    def dut_config(self) -> dict[str, object]:
+        if self.firmware != dut_app.VIPERHTTP:
+            return super().dut_config()
+        from hil.sim.viperhttp_firmware import MAX_MESSAGE_SIZE
+
+        # the firmware's bridge takes a fixed port, and its message limit is built in: the config states both
+        return {"host": "127.0.0.1", "port": free_tcp_port(), "max_message_size": MAX_MESSAGE_SIZE}
 
     def console_url(self) -> str:
         return self.pty_path
@@ -77,4 +90,8 @@ class SimTarget(SerialTarget):
 def make_sim_target(name: str, boards_path: object = None) -> SimTarget:
     faults = os.environ.get(FAULTS_ENV, "")
     Faults.parse(faults)
-    return SimTarget(name=name, faults=faults)
+    firmware = name.split(":", 1)[1] if ":" in name else dut_app.MICROPYTHON
+    if firmware not in dut_app.FIRMWARES:
+        raise SetupError(f"target {name!r}: the simulated board runs {' or '.join(dut_app.FIRMWARES)} firmware; "
+                         "use sim or sim:viperhttp")
+    return SimTarget(name=name, faults=faults, firmware=firmware)
