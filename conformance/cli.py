@@ -22,7 +22,8 @@ def _conformance(args: argparse.Namespace) -> int:
 def _contract(args: argparse.Namespace) -> int:
     from conformance.contract_runner import run_contract
 
-    return run_contract(args.target, out=args.out, boards=args.boards, pytest_args=args.pytest_args or [])
+    return run_contract(args.target, out=args.out, boards=args.boards, pytest_args=args.pytest_args or [],
+                        baseline_path=args.baseline, no_baseline=args.no_baseline, update_baseline=args.update_baseline)
 
 
 def _robustness(args: argparse.Namespace) -> int:
@@ -67,8 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     contract = subparsers.add_parser(
         "contract", help="run the ViperHTTP API contract suite against a target",
         description="Run conformance/contract (pytest) against TARGET; JUnit and an HTML page go to --out. "
-                    "Exit 0 when every contract test passes, 1 when one fails, 2 for a usage or setup error.")
+                    "Exit 0 when no contract test is worse than the target's baseline (every test passes without one), "
+                    "1 when one is, 2 for a usage or setup error.")
     _add_target_options(contract, "report folder (default: reports/<run-id>/<target>/conformance, next to the Autobahn report)")
+    contract_baseline = contract.add_mutually_exclusive_group()
+    contract_baseline.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                                   help="accepted outcomes (default: conformance/baselines/contract/<target>.json when present)")
+    contract_baseline.add_argument("--no-baseline", action="store_true", help="judge without a baseline: any failed test fails")
+    contract.add_argument("--update-baseline", action="store_true", help="write this run's outcomes as the baseline")
     contract.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARG", help="extra pytest arguments after --, e.g. -- -k rooms")
     contract.set_defaults(func=_contract)
 

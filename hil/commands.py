@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     deploy = action("deploy", "write files to the board, verified (default: the framework and the DUT app)")
     deploy.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders; folders keep their name")
+    deploy.add_argument("--clean", action="store_true",
+                        help="first remove a /viperhttp package from the board's filesystem (it would shadow the "
+                             "built-in module of a board running ViperHTTP firmware)")
     deploy.set_defaults(func=cmd_deploy)
 
     run = action("run", "deploy, reset, wait for the DUT app, print its base URL, stay until Ctrl-C "
@@ -67,11 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_targets(args: argparse.Namespace) -> int:
     table = Table(title="vhil targets")
-    for column in ("target", "kind", "capabilities", "available"):
+    for column in ("target", "kind", "firmware", "capabilities", "available"):
         table.add_column(column)
     for target in list_targets(args.boards):
         availability = target.availability()
-        table.add_row(target.name, target.kind, ", ".join(sorted(target.capabilities)) or "-",
+        firmware = target.firmware_kind if isinstance(target, SerialTarget) else "-"
+        table.add_row(target.name, target.kind, firmware, ", ".join(sorted(target.capabilities)) or "-",
                       "yes" if availability.ok else f"no: {availability.reason}")
     Console().print(table)
     return EXIT_OK
@@ -138,7 +142,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     try:
         with target:
             started = time.monotonic()
-            deployed = target.deploy(files, progress=lambda path: print(f"deploying {path} ...", file=sys.stderr))
+            deployed = target.deploy(files, progress=lambda path: print(f"deploying {path} ...", file=sys.stderr),
+                                     clean=args.clean)
     except BoardFailure as exc:
         return _failure_exit(target, exc)
     for item in deployed:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hil.dut_app import FIRMWARES, MICROPYTHON
 from hil.errors import SetupError
 from hil.redact import secret_from_env
 
@@ -68,6 +69,7 @@ class Board:
     labels: tuple[str, ...] = ()
     elf: Path | None = None  # firmware ELF for backtrace decoding
     addr2line: str | None = None  # xtensa-esp32-elf-addr2line or riscv32-esp-elf-addr2line
+    firmware: str = MICROPYTHON  # what the board runs: plain MicroPython, or ViperHTTP firmware (hil/dut_app.py)
     place: str | None = None  # a labgrid place to acquire instead of opening `port` (docs/farm.md)
     tags: tuple[tuple[str, str], ...] = ()  # reserve any labgrid place with these tags
 
@@ -138,7 +140,7 @@ def load_inventory_if_present(path: Path | None) -> Inventory | None:
 
 
 _BOARD_KEYS = {"id", "chip", "port", "baud", "reset", "flash", "wifi", "base_url", "labels", "elf", "addr2line", "place",
-               "tags"}
+               "tags", "firmware"}
 # labgrid's own rules (labgrid.remote.common.TAG_KEY) for tag keys; values are kept to what reservations accept
 TAG_KEY_RE = re.compile(r"^[a-z][a-z0-9_]+$")
 TAG_VALUE_RE = re.compile(r"^[a-z0-9_.-]+$")
@@ -191,6 +193,9 @@ def _parse_board(entry: Any, index: int, base_dir: Path) -> Board:
     labels = entry.get("labels", [])
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise fail("labels", "must be a list of strings")
+    firmware = entry.get("firmware", MICROPYTHON)
+    if firmware not in FIRMWARES:
+        raise fail("firmware", f"must be one of {', '.join(FIRMWARES)} (got {firmware!r})")
     elf = entry.get("elf")
     if elf is not None and not isinstance(elf, str):
         raise fail("elf", "must be a path to the firmware ELF")
@@ -238,7 +243,7 @@ def _parse_board(entry: Any, index: int, base_dir: Path) -> Board:
     return Board(
         id=board_id, chip=chip, port=port.strip() if port else None, baud=baud, reset=reset, images=tuple(images),
         flash_baud=flash_baud, erase=erase, wifi=wifi, base_url=base_url.rstrip("/") if base_url else None,
-        labels=tuple(labels), elf=(base_dir / elf) if elf else None, addr2line=addr2line,
+        labels=tuple(labels), elf=(base_dir / elf) if elf else None, addr2line=addr2line, firmware=firmware,
         place=place, tags=tuple(sorted(raw_tags.items())),
     )
 

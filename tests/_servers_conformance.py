@@ -298,11 +298,11 @@ def _fault_burst_drop_one(dut: Any) -> None:
 
 
 def _fault_limit_lower(dut: Any) -> None:
-    dut.app.max_message_size = dut.MAX_MESSAGE_SIZE // 2  # /health still reports the documented limit
+    dut.app.max_message_size = dut.max_message_size // 2  # /health still reports the documented limit
 
 
 def _fault_limit_unenforced(dut: Any) -> None:
-    dut.app.max_message_size = dut.MAX_MESSAGE_SIZE * 2
+    dut.app.max_message_size = dut.max_message_size * 2
 
 
 def _events_endpoint(dut: Any, chunks: Callable[[int], list[str]]) -> None:
@@ -334,6 +334,25 @@ def _openapi_filter(dut: Any, edit: Callable[[dict], None]) -> None:
         edit(document)
         return document
     dut.app.openapi = openapi
+
+
+def _fault_openapi_no_events_query(dut: Any) -> None:
+    _openapi_filter(dut, lambda doc: doc["paths"]["/events"]["get"].update(parameters=[]))
+
+
+def _fault_receive_firmware_shape(dut: Any) -> None:
+    import viperhttp.websocket as websocket
+
+    original = websocket.WebSocket.receive
+
+    async def receive(self: Any) -> dict:  # what ViperHTTP firmware's bridge hands out instead of the guide's dicts
+        msg = await original(self)
+        if msg["type"] == "text":
+            return {"type": "message", "opcode": 1, "data": msg["text"].encode(), "text": msg["text"], "final": True}
+        if msg["type"] == "bytes":
+            return {"type": "message", "opcode": 2, "data": msg["bytes"], "final": True}
+        return msg
+    websocket.WebSocket.receive = receive
 
 
 def _fault_openapi_no_protocols(dut: Any) -> None:

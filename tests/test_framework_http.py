@@ -266,7 +266,7 @@ def test_openapi_document_without_websocket_docs(api_port: int) -> None:
 def test_openapi_of_the_dut_lists_websocket_routes(dut_port: int) -> None:
     status, _, body = get(dut_port, "/openapi.json")
     entries = {entry["path"]: entry for entry in json.loads(body)["x-websocket"]}
-    assert set(entries) == {"/ws/echo", "/ws/autobahn", "/ws/mqtt", "/ws/chat", "/ws/rooms"}
+    assert set(entries) == {"/ws/echo", "/ws/autobahn", "/ws/mqtt", "/ws/chat", "/ws/rooms", "/ws/inspect"}
     assert entries["/ws/mqtt"]["protocols"] == ["mqtt", "mqttv5"]
     assert {"path", "summary", "description", "tags", "operationId", "protocols"} <= set(entries["/ws/echo"])
     status, headers, page = get(dut_port, "/docs")

@@ -26,6 +26,15 @@ def dut(target: Target, base_url: str) -> Target:
     return target
 
 
+@pytest.fixture(scope="session", autouse=True)
+def firmware_under_test(target: Target, record_testsuite_property: Any) -> None:
+    """The firmware the report certifies (JUnit properties firmware_kind, firmware_version, firmware_board):
+    what a serial board reported when it booted; the target kind where no board is involved."""
+    facts = target.details.get("firmware") or {"kind": target.kind, "version": "", "board": target.name}
+    for key, value in facts.items():
+        record_testsuite_property(f"firmware_{key}", value)
+
+
 @pytest.fixture
 def health(dut: Target) -> dict[str, Any]:
     return get_json(dut, "/health")

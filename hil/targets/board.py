@@ -115,6 +115,10 @@ class BoardTarget(SerialTarget):
             return self.fixed_base_url
         return super().ensure_app()
 
+    def board_id(self) -> str:
+        assert self.board is not None
+        return self.board.id
+
     def hard_reset(self) -> None:
         assert self.board is not None
         if self.lease is not None and self.lease.power:
@@ -146,7 +150,7 @@ def make_board_target(name: str, boards_path: Path | None = None) -> BoardTarget
         capabilities.add(FLASH)
     decoder = Addr2Line.configured(board.addr2line, board.elf)
     target = BoardTarget(name=name, board=board, baud=board.baud, capabilities=frozenset(capabilities),
-                         fixed_base_url=board.base_url, decoder=decoder)
+                         fixed_base_url=board.base_url, decoder=decoder, firmware_kind=board.firmware)
     target.details.update(chip=board.chip, port=board.port, reset=board.reset, labels=list(board.labels))
     if board.on_farm:
         target.details.update(place=board.place, tags=dict(board.tags))

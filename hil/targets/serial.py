@@ -12,7 +12,7 @@ from hil.artifacts import atomic_write_json
 from hil.errors import BoardFailure, SetupError
 from hil.serial.console import ConsoleTimeout, SerialConsole
 from hil.serial.events import REBOOT, RESET, TRACEBACK, Addr2Line, ConsoleEvent
-from hil.serial.repl import DeployedFile, RawRepl, ReplError
+from hil.serial.repl import DeployedFile, ExecFailed, RawRepl, ReplError
 from hil.targets.base import NETWORK, Target
 
 BOOT_TIMEOUT_S = 20.0
@@ -58,7 +58,7 @@ class SerialTarget(Target):
     console: SerialConsole | None = None
     repl: RawRepl | None = None
     decoder: Addr2Line | None = None
-    firmware: str = dut_app.MICROPYTHON  # what the board runs: hil/dut_app.py FIRMWARES
+    firmware_kind: str = dut_app.MICROPYTHON  # what the board runs: hil/dut_app.py FIRMWARES
     app_running: bool = False
     deployed: list[DeployedFile] = field(default_factory=list)
     broken: str | None = None  # set when recovery failed: later users fail fast with this reason
@@ -77,7 +77,7 @@ class SerialTarget(Target):
 
     def app_files(self) -> dict[str, bytes]:
         """The DUT app for this board's firmware with its dut_config.json (hil/dut_app.py)."""
-        return dut_app.app_files(self.firmware, self.dut_config())
+        return dut_app.app_files(self.firmware_kind, self.dut_config())
 
     def app_url(self, printed_url: str) -> str:
         """The URL the host reaches the app on, from the one it printed (differs behind a port forward)."""
@@ -123,7 +123,7 @@ class SerialTarget(Target):
         repl = self.session()
         if clean:
             repl.exec_ok(_REMOVE_TREE_CODE.format(path=SHADOW_PACKAGE))
-        if self.firmware == dut_app.VIPERHTTP and repl.exec_ok(_EXISTS_CODE.format(path=SHADOW_PACKAGE)).strip() == "1":
+        if self.firmware_kind == dut_app.VIPERHTTP and repl.exec_ok(_EXISTS_CODE.format(path=SHADOW_PACKAGE)).strip() == "1":
             raise SetupError(f"target {self.name} runs ViperHTTP firmware but {SHADOW_PACKAGE} is on its filesystem and "
                              f"would shadow the built-in module: remove it with `vhil hil deploy --clean --target {self.name}`")
         self.deployed = repl.deploy_tree(files, progress)
@@ -173,8 +173,11 @@ class SerialTarget(Target):
 
     def firmware_under_test(self) -> dict[str, str]:
         """What reports name: the firmware kind, its version string as the board reports it, the board."""
-        version = self.session().exec_ok(_VERSION_CODE).strip()
-        return {"kind": self.firmware, "version": version, "board": self.board_id()}
+        try:
+            version = self.session().exec_ok(_VERSION_CODE).strip()
+        except ExecFailed as exc:  # a port without os.uname(): say so rather than fail the attach
+            version = f"unknown ({exc})"
+        return {"kind": self.firmware_kind, "version": version, "board": self.board_id()}
 
     def board_id(self) -> str:
         return self.name

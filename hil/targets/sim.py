@@ -39,7 +39,7 @@ class SimTarget(SerialTarget):
         self.fs_dir = Path(tempfile.mkdtemp(prefix="vhil-sim-fs-"))
         log = self.log_dir / "sim-process.log" if self.log_dir else None
         env = dict(os.environ, **{FAULTS_ENV: self.faults})
-        self.process = ManagedProcess([sys.executable, "-m", "hil.sim", "--fs", str(self.fs_dir), "--firmware", self.firmware],
+        self.process = ManagedProcess([sys.executable, "-m", "hil.sim", "--fs", str(self.fs_dir), "--firmware", self.firmware_kind],
                                       log_path=log, env=env,
                                       stop_signal=signal.SIGTERM, die_with_parent=True)
         try:
@@ -50,7 +50,7 @@ class SimTarget(SerialTarget):
         self.details.update(pid=self.process.pid, pty=self.pty_path, fs=str(self.fs_dir), faults=self.faults or "none")
 
     def dut_config(self) -> dict[str, object]:
-        if self.firmware != dut_app.VIPERHTTP:
+        if self.firmware_kind != dut_app.VIPERHTTP:
             return super().dut_config()
         from hil.sim.viperhttp_firmware import MAX_MESSAGE_SIZE
 
@@ -94,4 +94,4 @@ def make_sim_target(name: str, boards_path: object = None) -> SimTarget:
     if firmware not in dut_app.FIRMWARES:
         raise SetupError(f"target {name!r}: the simulated board runs {' or '.join(dut_app.FIRMWARES)} firmware; "
                          "use sim or sim:viperhttp")
-    return SimTarget(name=name, faults=faults, firmware=firmware)
+    return SimTarget(name=name, faults=faults, firmware_kind=firmware)
