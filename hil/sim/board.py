@@ -210,7 +210,7 @@ class SimBoard:
             from hil.sim import viperhttp_firmware
 
             uname = UNAME._replace(version=viperhttp_firmware.FIRMWARE_VERSION)
-            board_modules["os"].uname = lambda: uname
+            board_modules["os"].uname = lambda: uname  # type: ignore[attr-defined]
             viperhttp_firmware.install(self.fs_dir)
         board_modules.update(uos=board_modules["os"], utime=board_modules["time"])
         sys.modules["uos"] = board_modules["os"]  # so modules imported from the board's files see its os too

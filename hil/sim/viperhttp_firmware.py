@@ -83,7 +83,7 @@ class ViperHTTP(core_app.ViperHTTP):
         _state["app"] = self
 
     # -- routes: the firmware's decorator kwargs; handlers take path and query parameters as kwargs --------------
-    def route(self, path: str, methods: list[str], query: dict[str, Any] | None = None,  # type: ignore[override]
+    def route(self, path: str, methods: list[str], query: dict[str, Any] | None = None,
               protocols: Any = None, websocket: bool = False, **options: Any) -> Callable[[Any], Any]:
         unknown = set(options) - set(_ROUTE_OPTIONS) - set(_OPENAPI_ONLY)
         if unknown:
@@ -325,7 +325,7 @@ def _populate(module: types.ModuleType) -> None:
         import viperhttp  # the board's: the built-in one this finder made
 
         module.ConnectionManager = ConnectionManager  # type: ignore[attr-defined]
-        viperhttp.ConnectionManager = ConnectionManager  # type: ignore[attr-defined]
+        viperhttp.ConnectionManager = ConnectionManager
     elif name == "viperhttp_bridge":
         module.run = bridge_run  # type: ignore[attr-defined]
 
