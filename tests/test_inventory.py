@@ -28,6 +28,7 @@ def test_example_inventory_loads_with_every_field() -> None:
     farm = inventory.board("farm-s3")
     assert farm.on_farm and dict(farm.tags) == {"chip": "esp32s3"} and farm.port is None
     assert inventory.board("bench-c3").place == "bench-c3"
+    assert devkit.firmware == "micropython" and farm.firmware == "micropython"  # the default when not given
 
 
 @pytest.mark.parametrize("entry, expected", [
@@ -43,6 +44,8 @@ def test_example_inventory_loads_with_every_field() -> None:
     ('id = "b1"\nchip = "esp32"\nport = "/dev/x"\n[board.flash]\nimages = [{offset = "zz", file = "f.bin"}]',
      "board b1: field flash.images[1].offset"),
     ('id = "bad id"\nchip = "esp32"', "board #1: field id"),
+    ('id = "b1"\nchip = "esp32"\nport = "/dev/x"\nfirmware = "circuitpython"',
+     "board b1: field firmware must be one of micropython, viperhttp"),
 ])
 def test_bad_entries_name_board_and_field(tmp_path: Path, entry: str, expected: str) -> None:
     with pytest.raises(SetupError) as raised:
