@@ -64,7 +64,9 @@ def test_every_adapter_offers_what_the_app_asks_of_it() -> None:
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == ADAPTER}
     assert used, "main.py no longer uses the adapter"
     for adapter in sorted(DUT_DIR.glob("runtime_*.py")):
-        defined = {n.name for n in ast.parse(adapter.read_text()).body if isinstance(n, ast.FunctionDef)}
+        body = ast.parse(adapter.read_text()).body
+        defined = {n.name for n in body if isinstance(n, ast.FunctionDef)}
+        defined |= {alias.asname or alias.name for n in body if isinstance(n, ast.ImportFrom) for alias in n.names}
         assert used <= defined, f"{adapter.name} lacks {sorted(used - defined)}"
 
 

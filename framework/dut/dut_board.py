@@ -1,5 +1,18 @@
-# What the DUT app needs from a board whatever framework serves it: joining Wi-Fi, where to listen.
+# What the DUT app needs from a board whatever framework serves it: joining Wi-Fi, where to listen, free memory.
+import gc
+import sys
+
 DEFAULT_HOST = "0.0.0.0"
+
+
+def memory_info():
+    """(free, allocated) heap bytes where the runtime's gc reports them (MicroPython; the simulated board),
+    else (None, None) at once: CPython has no such figures, and collecting there would cost a full pass."""
+    if not hasattr(gc, "mem_free"):
+        return None, None
+    if sys.implementation.name == "micropython":
+        gc.collect()  # figures after a collection: garbage not yet collected is not a leak
+    return gc.mem_free(), gc.mem_alloc()
 
 
 def listen_address(config, host, port, default_port):

@@ -4,9 +4,8 @@ import sys
 
 import viperhttp
 from viperhttp.compat import MICROPYTHON
-from viperhttp.compat import memory_info as _memory_info
 
-from dut_board import listen_address
+from dut_board import listen_address, memory_info  # noqa: F401 - memory_info is part of the adapter
 
 NAME = "reference"
 DEFAULT_PORT = 80 if MICROPYTHON else 8765
@@ -60,11 +59,6 @@ def _declare_query(app, path, names):
 
 def http_error(status, detail):
     return viperhttp.HTTPException(status, detail)
-
-
-def memory_info():
-    """(free, allocated) heap bytes, or (None, None) where the runtime does not tell."""
-    return _memory_info()
 
 
 def serve(app, config, host=None, port=None):

@@ -1,7 +1,6 @@
 # The DUT app's adapter for ViperHTTP firmware (MicroPython with ViperHTTP's C core and Python bridge built
 # in): what the guide leaves open, done the way the firmware documents it. Chosen by main.py when the
 # firmware's `viperhttp_bridge` module exists; runtime_reference.py has the same functions.
-import gc
 import sys
 
 try:
@@ -13,7 +12,7 @@ import viperhttp
 import viperhttp_bridge
 import viperhttp_ws  # noqa: F401 - importing it installs viperhttp.ConnectionManager
 
-from dut_board import listen_address
+from dut_board import listen_address, memory_info  # noqa: F401 - memory_info is part of the adapter
 
 NAME = "viperhttp"
 DEFAULT_PORT = 80
@@ -46,11 +45,6 @@ def get_with_query(app, path, names):
 
 def http_error(status, detail):
     return viperhttp.HTTPException(status_code=status, detail=detail)
-
-
-def memory_info():
-    """(free, allocated) heap bytes, without forcing a collection."""
-    return gc.mem_free(), gc.mem_alloc()
 
 
 def serve(app, config, host=None, port=None):
