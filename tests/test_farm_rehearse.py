@@ -4,15 +4,19 @@
   is left running; and a SIGTERM in the middle leaves nothing running either.
 - A board entry naming a place goes through the coordinator; a job killed with SIGKILL leaves its place acquired,
   the next run waits for it naming the holder, and `vhil farm release --stale` frees it.
+- A place with a power resource is hard-reset through labgrid's power driver.
 """
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -23,10 +27,13 @@ from hil.farm.export import FarmExport
 from hil.farm.places import Coordinator
 from hil.farm.rehearse import Farm, processes_under
 from hil.lock import read_holder
+from hil.serial.events import REBOOT, RESET, TRACEBACK
 from hil.sim.sessions import read_sessions
+from hil.targets import resolve_target
 
-pytestmark = pytest.mark.skipif(not Path("/usr/sbin/ser2net").exists() and not __import__("shutil").which("ser2net"),
-                                reason="ser2net not installed (apt-get install ser2net; .ci/run installs it)")
+pytestmark = [pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning"),  # pyserial's
+              pytest.mark.skipif(not Path("/usr/sbin/ser2net").exists() and not __import__("shutil").which("ser2net"),
+                                 reason="ser2net not installed (apt-get install ser2net; .ci/run installs it)")]
 
 
 def _run_env(tmp_path: Path) -> dict[str, str]:
@@ -127,3 +134,70 @@ def test_a_killed_job_leaves_its_place_acquired_until_release_stale(tmp_path: Pa
     assert "nothing stale" in nothing.stdout
     _, _, sessions = farm.sims["sim-0"]
     assert all(s.overlaps == 0 for s in read_sessions(sessions))
+
+
+class _SimplerestPdu(http.server.BaseHTTPRequestHandler):
+    """A PDU speaking labgrid's `simplerest` power protocol (GET /relay/INDEX/VALUE sets, GET /relay/INDEX reads)
+    whose outlet feeds the simulated board: off stops the chip, on powers it up (POWERON reset)."""
+
+    board_pid = 0
+    switched: list[str] = []
+    state = "1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        parts = self.path.strip("/").split("/")
+        if len(parts) == 3:
+            value = parts[2]
+            type(self).switched.append(value)
+            if value == "0":
+                os.kill(self.board_pid, signal.SIGSTOP)
+            elif type(self).state == "0":
+                os.kill(self.board_pid, signal.SIGCONT)
+                os.kill(self.board_pid, signal.SIGUSR2)  # the sim's EN pin: boots with POWERON_RESET
+            type(self).state = value
+        body = type(self).state.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_place_with_a_power_resource_is_reset_through_labgrids_power_driver(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    pdu = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SimplerestPdu)
+    threading.Thread(target=pdu.serve_forever, daemon=True).start()
+    power = {"NetworkPowerPort": {"model": "simplerest", "index": 0,
+                                  "host": f"http://127.0.0.1:{pdu.server_address[1]}/relay/{{index}}/{{value}}"}}
+    work = Path(tempfile.mkdtemp(prefix="vhil-farm-test-"))
+    farm = Farm(work, 1, "power", extra_resources={"sim-0": power})
+    try:
+        farm.start(lambda text: None)
+        _SimplerestPdu.board_pid = farm.sims["sim-0"][0].pid
+        matched = subprocess.run([sys.executable, "-c", "from labgrid.remote.client import main; main()", "-x",
+                                  farm.address, "-p", "sim-0", "add-match", f"{farm.export.places[0][1].rsplit('/', 1)[0]}/NetworkPowerPort"],
+                                 capture_output=True, text=True, timeout=60)
+        assert matched.returncode == 0, matched.stderr
+        inventory = tmp_path / "boards.toml"
+        # reset = "none": a hard reset can only come from the place's power resource
+        inventory.write_text('[[board]]\nid = "powered"\nchip = "esp32"\nplace = "sim-0"\nreset = "none"\n')
+        monkeypatch.setenv("LG_COORDINATOR", farm.address)
+        monkeypatch.setenv("VHIL_LOCK_DIR", str(tmp_path / "locks"))
+        target = resolve_target("board:powered", inventory)
+        target.start_app = False
+        with target:
+            assert target.lease is not None and target.lease.power
+            since = target.console.event_count()
+            with target.console.expecting(RESET, REBOOT, TRACEBACK):
+                target.hard_reset()
+                target.wait_booted()
+            resets = [e for e in target.console.events[since:] if e.kind == RESET]
+            assert resets and "POWERON_RESET" in resets[0].summary, target.console.events[since:]
+            assert target.session().exec_ok("print(6*7)").strip() == "42"
+        assert _SimplerestPdu.switched == ["0", "1"], "labgrid's power driver switched the outlet off, then on"
+    finally:
+        farm.stop()
+        pdu.shutdown()
+        shutil.rmtree(work, ignore_errors=True)

@@ -95,6 +95,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                       "wall_s": result.wall_s, "reservation_wait_s": waits.get("reservation_wait_s"),
                       "lock_wait_s": waits.get("lock_wait_s"), "sessions_per_board": result.sessions_per_board,
                       "overlaps": result.overlaps, "failed_jobs": [j.index for j in result.failed_jobs],
+                      "cpu_s": result.cpu_s, "cores": result.cores, "load_avg_1m": result.load_avg_1m,
                       "left_running": result.left_running}, indent=1))
     print(f"{'held' if result.ok else 'FAILED'}: {out / 'rehearsal.json'}, {out / 'rehearsal.png'}")
     for job in result.failed_jobs:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -80,6 +81,11 @@ class Rehearsal:
     waits: dict[str, dict[str, float]] = field(default_factory=dict)
     interrupted: bool = False
     out_dir: str = ""
+    # what limits a run: the CPU seconds of everything it started (jobs, boards, labgrid) per second of wall time,
+    # against the machine's cores, and the load average when the jobs ended
+    cpu_s: float = 0.0
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    load_avg_1m: float = 0.0
 
     @property
     def failed_jobs(self) -> list[JobResult]:
@@ -108,8 +114,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
 class Farm:
     """The loopback farm: coordinator, simulated boards, exporter, places. `stop` ends all of it (idempotent)."""
 
-    def __init__(self, work: Path, boards: int, run_tag: str) -> None:
+    def __init__(self, work: Path, boards: int, run_tag: str,
+                 extra_resources: dict[str, dict[str, object]] | None = None) -> None:
         self.work = work
+        self.extra_resources = extra_resources or {}  # board group -> more resources to export with its port
         self.boards = boards
         self.run_tag = run_tag
         self.address = f"127.0.0.1:{free_tcp_port()}"
@@ -149,6 +157,8 @@ class Farm:
         self.export = export_boards(inventory, EXPORTER_NAME)
         self.job_tags = {"chip": "esp32", tag_key(label): "yes"}
         exporter_config = self.work / "exporter.yaml"
+        for group, resources in self.extra_resources.items():
+            self.export.exporter[group].update(resources)
         exporter_config.write_text(self.export.exporter_yaml())
         progress("starting the labgrid exporter")
         # ser2net (started by the exporter per acquired place) dies with the exporter even if that is SIGKILLed
@@ -258,6 +268,7 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
     run_tag = new_run_id().lower().replace("-", "_")
     farm = Farm(work, boards, run_tag)
     running: dict[int, tuple[subprocess.Popen[bytes], float, Path]] = {}
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         farm.start(progress)
         inventory = work / "boards.toml"
@@ -296,6 +307,7 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
                 last_progress = time.monotonic()
             time.sleep(0.1)
         result.wall_s = round(time.monotonic() - jobs_started, 3)
+        result.load_avg_1m = round(os.getloadavg()[0], 2)
     except KeyboardInterrupt:
         result.interrupted = True
         raise
@@ -304,6 +316,8 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
             _stop_job(process)
         farm.stop()
         result.left_running = farm.left_running()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result.cpu_s = round(children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime, 1)
         _judge(result, farm, work)
         result.job_results.sort(key=lambda j: j.index)
         atomic_write_json(out_dir / "rehearsal.json", result.as_dict())
