@@ -13,7 +13,8 @@ from _servers_robustness import HERE as ROBUSTNESS_SERVERS
 from conformance.baseline import Baseline
 from conformance.results import OK
 from conformance.robustness import outputs
-from conformance.robustness.checks import CHECKS, KEEPALIVE_REQUESTS, CheckResult, Limits
+from conformance.robustness.checks import CHECKS, KEEPALIVE_REQUESTS, CheckResult, Limits, judge_idle
+from conformance.robustness.wire import Answer
 from conformance.robustness.runner import Session, case_result
 
 SPLIT_PROPERTIES = {"split.http-every-boundary", "split.handshake-every-boundary"}
@@ -96,3 +97,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], run.stderr
     assert outputs.SUMMARY_FILE not in {p.name for p in tmp_path.iterdir()}
+
+
+def test_idle_refusal_must_be_a_503_and_probes_may_be_refused_only_at_the_cap():
+    refused = {"closed": True, "data": b"HTTP/1.1 503 Service Unavailable\r\n"}
+    served, busy = Answer(status=200), Answer(status=503)
+    ok, message, figures = judge_idle(None, 4, [{}, {}, refused, refused], [(2, served), (4, busy)])
+    assert ok and figures["idle_held_before_refusal"] == 2, message
+    ok, message, _ = judge_idle(None, 4, [{}, {}, {"closed": True, "data": b""}, refused], [(4, busy)])
+    assert not ok and "dropped without a 503" in message
+    ok, message, _ = judge_idle(None, 4, [{}, {}, {}, refused], [(2, busy)])
+    assert not ok and "none refused yet" in message
+    ok, message, _ = judge_idle(2, 4, [{}, {}, {}, {}], [(4, served)])
+    assert not ok and "documented cap 2" in message

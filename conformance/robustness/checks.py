@@ -385,7 +385,7 @@ async def check_idle_cap(ctx: Context) -> Outcome:
             watchers.append(asyncio.create_task(_watch(connection, seen[-1])))
         await asyncio.sleep(IDLE_SETTLE_S)
         probes.append((len(seen), await probe(ctx)))
-        return _judge_idle(cap, count, seen, probes)
+        return judge_idle(cap, count, seen, probes)
     finally:
         for watcher in watchers:
             watcher.cancel()
@@ -393,7 +393,7 @@ async def check_idle_cap(ctx: Context) -> Outcome:
             connection.close()
 
 
-def _judge_idle(cap: int | None, count: int, seen: list[dict[str, Any]], probes: list[tuple[int, Answer]]) -> Outcome:
+def judge_idle(cap: int | None, count: int, seen: list[dict[str, Any]], probes: list[tuple[int, Answer]]) -> Outcome:
     """A refusal is an answer starting HTTP/1.1 503; a probe may be refused only once an idle connection opened
     before it was (the target was at its cap), else it must be served."""
     refused = [bool(s.get("closed")) and s.get("data", b"").startswith(b"HTTP/1.1 503") for s in seen]
