@@ -87,7 +87,7 @@ def farm() -> Iterator[Farm]:
 
 
 def test_a_killed_job_leaves_its_place_acquired_until_release_stale(tmp_path: Path, farm: Farm) -> None:
-    (_, pattern, _), = farm.export.places
+    (_, pattern, _), = farm.places
     # the place a user creates with the commands `vhil farm export` writes (real labgrid-client)
     bench = FarmExport({}, [("bench-x", pattern, {"chip": "esp32", "bench": "yes"})], [])
     for argv in bench.client_commands(farm.address):
@@ -177,7 +177,7 @@ def test_a_place_with_a_power_resource_is_reset_through_labgrids_power_driver(tm
         farm.start(lambda text: None)
         _SimplerestPdu.board_pid = farm.sims["sim-0"][0].pid
         matched = subprocess.run([sys.executable, "-c", "from labgrid.remote.client import main; main()", "-x",
-                                  farm.address, "-p", "sim-0", "add-match", f"{farm.export.places[0][1].rsplit('/', 1)[0]}/NetworkPowerPort"],
+                                  farm.address, "-p", "sim-0", "add-match", f"{farm.places[0][1].rsplit('/', 1)[0]}/NetworkPowerPort"],
                                  capture_output=True, text=True, timeout=60)
         assert matched.returncode == 0, matched.stderr
         inventory = tmp_path / "boards.toml"

@@ -1,7 +1,8 @@
 """`vhil farm rehearse`: a whole labgrid farm on loopback, K simulated boards, J concurrent jobs.
 
 It starts a real labgrid coordinator and exporter on 127.0.0.1, K simulated ESP32s (`python -m hil.sim`, one
-process and one pty each, each recording its sessions: hil/sim/sessions.py), exports every pty as a place tagged
+process and one pty each, each recording its sessions: hil/sim/sessions.py), exports them (one exporter per 8
+boards, as a farm host with a USB hub would) with every pty a place tagged
 `chip=esp32 rehearsal=<run>`, and runs J jobs at once. Each job is a separate `vhil`/pytest process whose
 inventory names no board, only the tags: it reserves a matching place through the coordinator, runs the fixed
 workload over the place's RFC 2217 port, and releases it. Then it stops everything it started (coordinator,
@@ -43,6 +44,7 @@ from hil.process import ManagedProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPORTER_NAME = "rehearsal"
+BOARDS_PER_EXPORTER = 8  # a farm host's worth (a USB hub); each exporter starts and stops ser2net one place at a time
 START_TIMEOUT_S = 30.0
 WORKLOADS = ("quick", "full")
 QUICK_CODE = ("import os\n"
@@ -84,6 +86,7 @@ class Rehearsal:
     # what limits a run: the CPU seconds of everything it started (jobs, boards, labgrid) per second of wall time,
     # against the machine's cores, and the load average when the jobs ended
     cpu_s: float = 0.0
+    exporters: int = 0  # labgrid exporters, one per BOARDS_PER_EXPORTER boards
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
     load_avg_1m: float = 0.0
 
@@ -123,7 +126,7 @@ class Farm:
         self.address = f"127.0.0.1:{free_tcp_port()}"
         self.processes: list[ManagedProcess] = []
         self.sims: dict[str, tuple[ManagedProcess, str, Path]] = {}  # place -> (process, pty, session record)
-        self.export = FarmExport({}, [], [])
+        self.exports: dict[str, FarmExport] = {}  # exporter name -> its config and places
         self.job_tags: dict[str, str] = {}  # what a job reserves by: the chip and this rehearsal's label
 
     def _start(self, argv: list[str], log: str, **kwargs: Any) -> ManagedProcess:
@@ -150,28 +153,37 @@ class Farm:
                 raise SetupError(f"rehearsal: simulated board {name} did not start ({exc})") from None
             self.sims[name] = (process, pty, record)
         self._wait_listening(coordinator)
-        # the boards as an inventory would list them, exported the way `vhil farm export` does it
+        # the boards as inventories would list them, one per exporter host, exported as `vhil farm export` does it
         label = f"rehearsal-{self.run_tag}"
-        inventory = Inventory(self.work / "farm-boards.toml", tuple(
-            Board(id=name, chip="esp32", port=pty, reset="soft", labels=(label,)) for name, (_, pty, _) in self.sims.items()))
-        self.export = export_boards(inventory, EXPORTER_NAME)
         self.job_tags = {"chip": "esp32", tag_key(label): "yes"}
-        exporter_config = self.work / "exporter.yaml"
+        names = list(self.sims)
+        for first in range(0, len(names), BOARDS_PER_EXPORTER):
+            exporter = f"{EXPORTER_NAME}-{first // BOARDS_PER_EXPORTER}"
+            inventory = Inventory(self.work / f"{exporter}.toml", tuple(
+                Board(id=name, chip="esp32", port=self.sims[name][1], reset="soft", labels=(label,))
+                for name in names[first:first + BOARDS_PER_EXPORTER]))
+            self.exports[exporter] = export_boards(inventory, exporter)
         for group, resources in self.extra_resources.items():
-            self.export.exporter[group].update(resources)
-        exporter_config.write_text(self.export.exporter_yaml())
-        progress("starting the labgrid exporter")
+            next(e for e in self.exports.values() if group in e.exporter).exporter[group].update(resources)
         # ser2net (started by the exporter per acquired place) dies with the exporter even if that is SIGKILLed
         shim = self.work / "bin" / "ser2net"
         shim.parent.mkdir()
         shim.write_text(f"#!/bin/sh\nexec setpriv --pdeathsig KILL {shutil.which('ser2net') or '/usr/sbin/ser2net'} \"$@\"\n")
         shim.chmod(0o755)
         env = dict(os.environ, PATH=f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}")
-        self._start([sys.executable, "-c", _LG_MAIN.format("exporter"), "-c", self.address, "-n", EXPORTER_NAME,
-                     "--hostname", "127.0.0.1", str(exporter_config)], "exporter.log", env=env,
-                    stop_signal=signal.SIGTERM, cwd=str(self.work))
+        for exporter, export in self.exports.items():
+            progress(f"starting labgrid exporter {exporter}")
+            config = self.work / f"{exporter}.yaml"
+            config.write_text(export.exporter_yaml())
+            self._start([sys.executable, "-c", _LG_MAIN.format("exporter"), "-c", self.address, "-n", exporter,
+                         "--hostname", "127.0.0.1", str(config)], f"{exporter}.log", env=env,
+                        stop_signal=signal.SIGTERM, cwd=str(self.work))
         progress(f"creating {self.boards} places")
         self._create_places()
+
+    @property
+    def places(self) -> list[tuple[str, str, dict[str, str]]]:
+        return [place for export in self.exports.values() for place in export.places]
 
     def _wait_listening(self, coordinator: ManagedProcess) -> None:
         try:
@@ -184,20 +196,20 @@ class Farm:
         client = Coordinator(self.address)
         pb = client.pb
         try:
-            for name, pattern, tags in self.export.places:
+            for name, pattern, tags in self.places:
                 client.rpc("AddPlace", pb.AddPlaceRequest(name=name))
                 client.rpc("SetPlaceTags", pb.SetPlaceTagsRequest(placename=name, tags=tags))
                 client.rpc("AddPlaceMatch", pb.AddPlaceMatchRequest(placename=name, pattern=pattern))
             deadline = time.monotonic() + START_TIMEOUT_S
             while True:  # jobs must find every board exported, not race the exporter's first report
                 client.sync()
-                exported = client.session.resources.get(EXPORTER_NAME, {})
-                if all(name in exported and exported[name].get("RawSerialPort") is not None
-                       and exported[name]["RawSerialPort"].avail for name in self.sims):
+                if all(client.resource(pattern.split("/")[:2] + ["", "RawSerialPort"]) is not None
+                       and client.resource(pattern.split("/")[:2] + ["", "RawSerialPort"]).avail
+                       for _, pattern, _ in self.places):
                     return
                 if time.monotonic() > deadline:
                     raise SetupError(f"rehearsal: the exporter did not report all {self.boards} boards within "
-                                     f"{START_TIMEOUT_S:g} s (see {self.work / 'logs' / 'exporter.log'})")
+                                     f"{START_TIMEOUT_S:g} s (see the exporter logs in {self.work / 'logs'})")
                 time.sleep(0.2)
         finally:
             client.close()
@@ -271,6 +283,7 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         farm.start(progress)
+        result.exporters = len(farm.exports)
         inventory = work / "boards.toml"
         # the job's view of the farm: no board, only what it needs
         tags = ", ".join(f'{k} = "{v}"' for k, v in farm.job_tags.items())
