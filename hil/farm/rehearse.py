@@ -24,7 +24,6 @@ import resource
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +54,7 @@ QUICK_CODE = ("import os\n"
               "assert back == data, 'file read back differs'\n"
               "print('ok', len(back))\n")
 PROGRESS_EVERY_S = 1.0
+JOB_STOP_GRACE_S = 15.0  # a stopped job's time to release its place before SIGKILL
 _LG_MAIN = "import sys; from labgrid.remote.{} import main; sys.exit(main())"
 
 
@@ -279,7 +279,7 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
     work = Path(tempfile.mkdtemp(prefix="vhil-farm-"))
     run_tag = new_run_id().lower().replace("-", "_")
     farm = Farm(work, boards, run_tag)
-    running: dict[int, tuple[subprocess.Popen[bytes], float, Path]] = {}
+    running: dict[int, tuple[ManagedProcess, float, Path]] = {}
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         farm.start(progress)
@@ -296,21 +296,21 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
         jobs_started = time.monotonic()
         for index in range(jobs):
             log = out_dir / "jobs" / f"job-{index}.log"
-            with open(log, "wb") as handle:
-                process = subprocess.Popen(job_argv(workload, inventory, out_dir / "jobs" / f"job-{index}.xml"),
-                                           stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           env=env, cwd=str(REPO_ROOT), start_new_session=True)
+            # SIGINT stops a job the way Ctrl-C would: it releases its place; it dies with us if we are killed
+            process = ManagedProcess(job_argv(workload, inventory, out_dir / "jobs" / f"job-{index}.xml"), log_path=log,
+                                     env=env, cwd=str(REPO_ROOT), stop_signal=signal.SIGINT, die_with_parent=True)
             running[index] = (process, time.monotonic(), log)
         last_progress = 0.0
         while running:
             for index, (process, job_started, log) in list(running.items()):
-                code = process.poll()
+                code = process.proc.poll()
                 if code is None and time.monotonic() - job_started > job_timeout:
-                    _stop_job(process)
+                    process.stop(grace=JOB_STOP_GRACE_S)
                     code = None
                 elif code is None:
                     continue
                 del running[index]
+                process.stop(grace=JOB_STOP_GRACE_S)  # exited: reaps what its group left, closes its log
                 result.job_results.append(JobResult(index, process.pid, code, round(time.monotonic() - job_started, 3),
                                                     str(log)))
             if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
@@ -326,7 +326,7 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
         raise
     finally:
         for process, _, _ in running.values():
-            _stop_job(process)
+            process.stop(grace=JOB_STOP_GRACE_S)
         farm.stop()
         result.left_running = farm.left_running()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -339,19 +339,6 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
         if not result.interrupted:
             plot(result, out_dir / "rehearsal.png")
     return result
-
-
-def _stop_job(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT (the job releases its place), then SIGKILL."""
-    for sig, wait in ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(wait)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _judge(result: Rehearsal, farm: Farm, work: Path) -> None:
