@@ -36,6 +36,7 @@ from sansio import parse_http_stream  # noqa: E402
 from wsframes import HANDSHAKE, client_frame  # noqa: E402
 
 from hil.artifacts import atomic_write_json  # noqa: E402
+from hil.probe import READY_LINE_PATTERN  # noqa: E402
 from hil.process import ManagedProcess  # noqa: E402
 from viperhttp.protocol import WebSocketProtocol  # noqa: E402
 from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT  # noqa: E402
@@ -61,8 +62,8 @@ class Server:
 
     def __init__(self) -> None:
         self.process = ManagedProcess([sys.executable, "-u", "-m", "vhil_serve", "--port", "0"], die_with_parent=True)
-        match = self.process.wait_for_line(r"listening on http://[\d.]+:(\d+)", 20)
-        self.port = int(match.group(1))
+        match = self.process.wait_for_line(READY_LINE_PATTERN, 20)
+        self.port = int(match.group(2))
         self.ps = psutil.Process(self.process.pid)
 
     def rss(self) -> int:

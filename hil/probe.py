@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 from hil.errors import SetupError
 
+# What every server under test prints once it accepts connections (the DUT app, the peers, the mpy bridge):
+# group 1 the base URL, group 2 the port.
+READY_LINE_PATTERN = r"listening on (http://[^\s/:]+:(\d+))"
 PROBE_TIMEOUT_S = 10.0
 SUITE_START_PROBE_TIMEOUT_S = 8.0  # a suite's unreachable-target error must come within 10 s of its start
 JSON_GET_TIMEOUT_S = 5.0

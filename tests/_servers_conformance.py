@@ -43,11 +43,12 @@ READY_TIMEOUT_S = 20.0
 @contextmanager
 def running(*args: str, script: Path = HERE) -> Iterator[Any]:
     """Start `python SCRIPT ARGS` (default: this file) and yield its ManagedProcess with `.port` set; always stopped."""
+    from hil.probe import READY_LINE_PATTERN
     from hil.process import ManagedProcess
 
     server = ManagedProcess([sys.executable, str(script), *args], cwd=str(REPO))
     try:
-        server.port = int(server.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", READY_TIMEOUT_S).group(1))
+        server.port = int(server.wait_for_line(READY_LINE_PATTERN, READY_TIMEOUT_S).group(2))
         yield server
     finally:
         server.stop()

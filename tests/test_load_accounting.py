@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from hil.probe import READY_LINE_PATTERN
 from hil.process import ManagedProcess
 from loadtest.accounting import MemberLedger, Tally, format_message
 from loadtest.verdict import Window, exact_percentiles, judge_window
@@ -68,7 +69,7 @@ def test_window_verdict_fails_on_a_single_lost_delivery() -> None:
 def test_fast_client_round_trips_large_and_small_messages() -> None:
     process = ManagedProcess([sys.executable, "-m", "vhil_serve", "--port", "0", "--impl", "websockets"])
     try:
-        port = process.wait_for_line(r"listening on http://127\.0\.0\.1:(\d+)", 20).group(1)
+        port = process.wait_for_line(READY_LINE_PATTERN, 20).group(2)
         ws = FastWebSocket(f"ws://127.0.0.1:{port}/ws/autobahn", timeout=10)
         big = bytes(range(256)) * 4096  # 1 MiB: 64-bit length, many socket reads
         ws.send_bytes(big)

@@ -12,9 +12,9 @@ from typing import Any, Iterator
 
 import pytest
 
+from hil.probe import READY_LINE_PATTERN
 from hil.process import ManagedProcess
 
-READY = r"listening on http://127\.0\.0\.1:(\d+)"
 LOAD_TIMEOUT_S = 120
 
 
@@ -30,7 +30,7 @@ def run_load(out: Path, *args: str) -> tuple[int, dict[str, Any] | None, str]:
 def faulty_peer(request: pytest.FixtureRequest) -> Iterator[str]:
     process = ManagedProcess([sys.executable, "-m", "vhil_serve.peer_websockets", "--port", "0", "--fault", request.param])
     try:
-        port = process.wait_for_line(READY, 20).group(1)
+        port = process.wait_for_line(READY_LINE_PATTERN, 20).group(2)
         yield f"url:ws://127.0.0.1:{port}"
     finally:
         process.stop()

@@ -12,16 +12,16 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
+from hil.probe import READY_LINE_PATTERN
 from hil.process import ManagedProcess
 
-READY = r"listening on http://127\.0\.0\.1:(\d+)"
 
 
 @pytest.fixture(scope="module")
 def peer() -> Iterator[tuple[int, ManagedProcess]]:
     process = ManagedProcess([sys.executable, "-m", "vhil_serve", "--port", "0", "--impl", "websockets"])
     try:
-        port = int(process.wait_for_line(READY, 20).group(1))
+        port = int(process.wait_for_line(READY_LINE_PATTERN, 20).group(2))
         yield port, process
     finally:
         process.stop()
@@ -98,7 +98,7 @@ def test_echo_chat_and_mqtt_routes(peer: tuple[int, ManagedProcess]) -> None:
 def test_sigint_stops_cleanly() -> None:
     process = ManagedProcess([sys.executable, "-m", "vhil_serve", "--port", "0", "--impl", "websockets"])
     try:
-        process.wait_for_line(READY, 20)
+        process.wait_for_line(READY_LINE_PATTERN, 20)
         process.proc.send_signal(signal.SIGINT)
         assert process.proc.wait(10) == 0
         assert "Traceback" not in process.output()

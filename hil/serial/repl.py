@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hil.errors import BoardFailure
+from hil.probe import READY_LINE_PATTERN
 from hil.serial.console import ConsoleEventError, ConsoleTimeout, SerialConsole
 from hil.serial.events import REBOOT, TRACEBACK
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b">>> "
-READY_RE = re.compile(rb"listening on (http://[^\s]+)\r?\n")
+READY_RE = re.compile(READY_LINE_PATTERN.encode() + rb"\r?\n")
 # the banner ends `Type "help()" for more information.` then the prompt: main.py ended without serving
 _BANNER_PROMPT_RE = re.compile(rb'for more information\.\r\n>>> ')
 # Bytes per plain raw REPL write. Measured on qemu-microbit: 64-byte bursts always arrived, 70 did not; pacing

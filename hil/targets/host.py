@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from hil.errors import SetupError
 from hil.targets.base import NETWORK, Target
+from hil.probe import READY_LINE_PATTERN
 from hil.process import ManagedProcess
 
 IMPLEMENTATIONS = ("reference", "websockets")
-READY_PATTERN = r"listening on (http://\S+)"
 START_TIMEOUT_S = 20.0
 
 
@@ -27,7 +27,7 @@ class HostTarget(Target):
         argv = [sys.executable, "-m", "vhil_serve", "--host", "127.0.0.1", "--port", "0", "--impl", self.impl]
         self.process = ManagedProcess(argv, log_path=log)
         try:
-            match = self.process.wait_for_line(READY_PATTERN, START_TIMEOUT_S)
+            match = self.process.wait_for_line(READY_LINE_PATTERN, START_TIMEOUT_S)
         except (TimeoutError, ProcessLookupError) as exc:
             output = self.process.output().strip().splitlines()[-5:]
             self.stop()

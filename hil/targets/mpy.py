@@ -20,6 +20,7 @@ import hil
 from hil.dut_app import MICROPYTHON, app_sources
 from hil.errors import SetupError
 from hil.targets.base import NETWORK, Availability, Target
+from hil.probe import READY_LINE_PATTERN
 from hil.process import ManagedProcess
 
 BRIDGE_DIR = Path(hil.__file__).resolve().parent / "mpy"
@@ -27,7 +28,7 @@ BRIDGE_SCRIPT = BRIDGE_DIR / "bridge.mjs"
 VM_PACKAGE = "@micropython/micropython-webassembly-pyscript"
 VM_PACKAGE_JSON = BRIDGE_DIR / "node_modules" / VM_PACKAGE / "package.json"
 INSTALL_HINT = f"npm ci --prefix {BRIDGE_DIR}"
-READY_PATTERN = r"^listening on (http://127\.0\.0\.1:\d+)$"
+READY_PATTERN = rf"^{READY_LINE_PATTERN}$"  # the bridge's own line, not one the app inside the VM prints
 CONTROL_PATTERN = r"^control on 127\.0\.0\.1:(\d+)$"
 SUMMARY_PATTERN = r"^vm: (.*)$"
 START_TIMEOUT_S = 30.0
