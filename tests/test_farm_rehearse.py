@@ -43,8 +43,9 @@ def _run_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_rehearsal_with_4_boards_and_8_jobs_holds_and_leaves_nothing_running(tmp_path: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", "hil.cli", "farm", "rehearse", "--boards", "4", "--jobs", "8", "--quick",
-                          "--job-timeout", "120", "--out", str(tmp_path / "out")],
+    # the full workload: each job runs the HIL suite (hil/tests) on the board it reserved
+    run = subprocess.run([sys.executable, "-m", "hil.cli", "farm", "rehearse", "--boards", "4", "--jobs", "8",
+                          "--job-timeout", "180", "--out", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=240, env=_run_env(tmp_path))
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     result = json.loads((tmp_path / "out" / "rehearsal.json").read_text())
@@ -54,6 +55,8 @@ def test_rehearsal_with_4_boards_and_8_jobs_holds_and_leaves_nothing_running(tmp
     assert {j["place"] for j in result["job_results"]} <= set(result["sessions_per_board"])
     assert result["waits"]["reservation_wait_s"]["n"] == 8
     assert (tmp_path / "out" / "rehearsal.png").stat().st_size > 10_000
+    junit = [(tmp_path / "out" / "jobs" / f"job-{i}.xml").read_text() for i in range(8)]
+    assert all('errors="0"' in x and 'failures="0"' in x and "test_hard_reset_recovery" in x for x in junit)
     assert "rehearse: 4 boards, 8 jobs:" in run.stderr, "a progress line while it runs"
     assert processes_under(tmp_path / "tmp") == []
 
