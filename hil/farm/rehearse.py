@@ -14,7 +14,8 @@ exporter with its ser2net children, simulators), checks none of it is left, and 
 
 Workloads (fixed, so runs compare): `full` is the HIL suite (hil/tests) on the board, whose network tests skip
 (a farm sim has no Wi-Fi); `quick` is one `vhil hil exec` writing, reading back and checking a 2 KiB file on the
-board (CI: `tests/test_farm_rehearse.py` runs K=4, J=8 with it). Results: rehearsal.json and rehearsal.png.
+board, for a quick look at the farm machinery alone (CI: `tests/test_farm_rehearse.py` runs K=4, J=8 with the full
+workload, about 30-45 s here). Results: rehearsal.json and rehearsal.png.
 """
 from __future__ import annotations
 
