@@ -59,8 +59,9 @@ def parse_fault(spec: str | None) -> Fault | None:
 
 
 @dataclass
-class ConnectionManager:
-    """Connections and rooms, with the reference ConnectionManager's stats() shape."""
+class RoomRegistry:
+    """The peer's connected clients and rooms, and broadcast to them (what the reference framework's
+    ConnectionManager does, with its stats() shape), over websockets' connections."""
 
     fault: Fault | None = None
     connections: set[ServerConnection] = field(default_factory=set)
@@ -117,7 +118,7 @@ class ConnectionManager:
 
 class PeerApp:
     def __init__(self, fault: Fault | None = None) -> None:
-        self.manager = ConnectionManager(fault=fault)
+        self.manager = RoomRegistry(fault=fault)
 
     # --- HTTP ---------------------------------------------------------------------------------------------------
     def _json(self, conn: ServerConnection, status: int, obj: object) -> Response:
