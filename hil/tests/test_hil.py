@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable
 
 import pytest
-import websocket
+from websockets.sync.client import connect
 
 from hil.serial.events import PANIC, REBOOT, RESET, TRACEBACK
 from hil import probe
@@ -34,15 +34,13 @@ def get_json(url: str) -> dict[str, Any]:
 
 def ws_echo_round_trips(base_url: str, count: int, payload: Callable[[int], str]) -> int:
     """Send `count` text messages on /ws/echo, checking every reply; the number of correct replies."""
-    ws = websocket.create_connection(base_url.replace("http://", "ws://") + "/ws/echo", timeout=HTTP_TIMEOUT_S)
-    try:
+    url = base_url.replace("http://", "ws://") + "/ws/echo"
+    with connect(url, open_timeout=HTTP_TIMEOUT_S, close_timeout=HTTP_TIMEOUT_S, compression=None) as ws:
         for index in range(count):
             text = payload(index)
             ws.send(text)
-            assert ws.recv() == "echo:" + text, f"message {index}: wrong echo"
-        return count
-    finally:
-        ws.close()
+            assert ws.recv(timeout=HTTP_TIMEOUT_S) == "echo:" + text, f"message {index}: wrong echo"
+    return count
 
 
 @pytest.mark.needs(SERIAL, NETWORK)
