@@ -82,6 +82,15 @@ class SimBoard:
         self._rss_at_boot = _rss_bytes()
         self.globals: dict[str, Any] = {}
 
+    @property
+    def banner(self) -> bytes:
+        """The REPL banner names the firmware's version, as os.uname().version does."""
+        if self.firmware != "viperhttp":
+            return BANNER
+        from hil.sim.viperhttp_firmware import FIRMWARE_VERSION
+
+        return BANNER.replace(b"v1.23.0 on 2024-06-02", FIRMWARE_VERSION.encode())
+
     # -- console I/O -----------------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
         with self._out_lock:
@@ -252,7 +261,7 @@ class SimBoard:
                 self.friendly_repl()
 
     def friendly_repl(self) -> None:
-        self.write(BANNER)
+        self.write(self.banner)
         while True:
             if self.faults.noise and random.random() < 0.3:
                 self.write(bytes(random.randrange(0x80, 0x100) for _ in range(8)) + b"\r\n")
@@ -274,7 +283,7 @@ class SimBoard:
                 self.mode = "raw"
                 return
             if control == CTRL_B:
-                self.write(BANNER)
+                self.write(self.banner)
                 continue
             if control == CTRL_D:
                 raise _SoftReset()
