@@ -1,8 +1,8 @@
 """A WebSocket client built for receive throughput (RFC 6455, client side, no extensions).
 
-websocket-client's `recv()` tops out near 20k frames/s in one process (docs: field notes); this client reads the
-socket in large chunks and parses every complete frame in the buffer at once, so a locust process can take tens of
-thousands of broadcast frames per second. Pings are answered, a close is answered and reported, fragmented messages
+A per-frame `recv()` caps what one locust process can receive well below the broadcast rates a load run needs
+(docs/load.md, "Generator capacity"); this client reads the socket in large chunks and parses every complete frame
+in the buffer at once. Pings are answered, a close is answered and reported, fragmented messages
 are reassembled. Plain blocking sockets: under locust they are gevent's (monkey-patched), elsewhere ordinary ones.
 """
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Protocol (MicroPython's own): Ctrl-A enters raw REPL (`raw REPL; CTRL-B to exit\\r\\n>`), code then Ctrl-D runs it
 (`OK`, stdout, `\\x04`, stderr, `\\x04`, `>`). Raw-paste (`\\x05A\\x01` -> `R\\x01` + 16-bit window) adds flow control;
-firmware without it (MicroPython < 1.14, e.g. the micro:bit's 1.9.2) loses bytes when a plain raw REPL write is
-longer than about 78 bytes, so there long code is staged in short statements, each checked on the device.
+firmware without it (MicroPython < 1.14, e.g. the micro:bit's 1.9.2) loses bytes on long plain raw REPL writes, so
+there long code is staged in short statements, each checked on the device.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ FRIENDLY_PROMPT = b">>> "
 READY_RE = re.compile(READY_LINE_PATTERN.encode() + rb"\r?\n")
 # the banner ends `Type "help()" for more information.` then the prompt: main.py ended without serving
 _BANNER_PROMPT_RE = re.compile(rb'for more information\.\r\n>>> ')
-# Bytes per plain raw REPL write. Measured on qemu-microbit: 64-byte bursts always arrived, 70 did not; pacing
-# longer writes (32 bytes every 20 ms) still lost bytes now and then, so long code is staged instead.
+# Bytes per plain raw REPL write: longer ones lose bytes without raw-paste, paced or not (docs/hil.md has the
+# measurements), so longer code is staged.
 PLAIN_WRITE_LIMIT = 60
 STAGE_CHUNK_REPR = 48  # repr bytes per staged statement, so `_a(b'...',NN)` stays within PLAIN_WRITE_LIMIT
 # Device helpers for staging: keep a piece only if it arrived whole; print whether it did. Each <= 60 bytes.

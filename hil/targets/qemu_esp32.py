@@ -9,7 +9,8 @@ app and dut_config.json, when `littlefs-python` is installed; without it the app
 console like on a board. The flash image is merged with `esptool merge-bin`; the NIC is open_eth with a host
 port forward to the app's port 80; the console is QEMU's TCP serial server.
 
-Not exercised here: Espressif's fork cannot be installed on this machine. The command lines are unit-tested.
+Without Espressif's fork on PATH the target reports itself unavailable; its command lines and images are
+unit-tested (docs/hil.md: what has and has not run).
 """
 from __future__ import annotations
 
