@@ -1,6 +1,7 @@
 """The core tests (tests/core/) inside the MicroPython VM: the same test code that pytest runs on CPython, run by
 MicroPython's unittest on the framework compiled with mpy-cross, so a construct CPython accepts and MicroPython
-does not fails here before a board is involved. One pytest test per core test, each with the VM's verdict."""
+does not fails here before a board is involved (the first run found `ConnectionError`, which MicroPython does not
+define, raised by the protocol and the server). One pytest test per core test, each with the VM's verdict."""
 from __future__ import annotations
 
 import re
@@ -16,12 +17,6 @@ TESTS_DIR = Path(__file__).resolve().parent
 CORE_DIR = TESTS_DIR / "core"
 RUN_TIMEOUT_S = 120.0
 RESULT_LINE = re.compile(r"^(PASS|FAIL|ERROR) ([\w.]+)(?:: (.*))?$")
-# Defects this runner found in the framework, not fixed yet: test id -> what fails (strict: a fix must remove it)
-KNOWN_VM_FAILURES = {
-    "test_core_protocol.Closing.test_sending_after_close_raises":
-        "protocol.send_frame raises ConnectionError, which MicroPython does not define (NameError)",
-}
-
 
 def core_modules() -> list[str]:
     sys.path.insert(0, str(CORE_DIR))  # vm_runner.MODULES is the list the VM runs
@@ -77,8 +72,4 @@ def test_the_vm_ran_every_core_test(vm_results: dict[str, tuple[str, str]]) -> N
 @pytest.mark.parametrize("test_id", CORE_TEST_IDS)
 def test_core_test_passes_on_micropython(vm_results: dict[str, tuple[str, str]], test_id: str) -> None:
     verdict, detail = vm_results.get(test_id, ("MISSING", "the VM did not report it"))
-    if test_id in KNOWN_VM_FAILURES:
-        if verdict == "PASS":
-            pytest.fail(f"passes on MicroPython now: remove it from KNOWN_VM_FAILURES ({KNOWN_VM_FAILURES[test_id]})")
-        pytest.xfail(KNOWN_VM_FAILURES[test_id])
     assert verdict == "PASS", f"on MicroPython: {verdict} {detail}"

@@ -2,7 +2,7 @@
 close code. Runs on CPython and inside the MicroPython VM (where unmasking and UTF-8 take their own paths)."""
 import unittest
 
-from viperhttp.compat import unmask_bytes
+from viperhttp.compat import ConnectionError, unmask_bytes  # MicroPython has no builtin one
 from viperhttp.frames import (
     OP_BINARY,
     OP_CLOSE,
