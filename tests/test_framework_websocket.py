@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 import viperhttp
 from conftest import serve_in_thread
+from hil.probe import get_json
 from wsframes import client_frame
 
 KEY_REQUEST = (b"GET /ws/rooms HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -152,11 +153,8 @@ def test_message_over_the_app_limit_closes_1009(api: tuple[int, dict[str, Any]])
 
 # -- ConnectionManager ---------------------------------------------------------------------------------------
 def test_stats_follow_join_leave_disconnect_and_abrupt_drop(dut_port: int) -> None:
-    import urllib.request
-
     def stats() -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{dut_port}/stats", timeout=5) as response:
-            body = json.load(response)
+        body = get_json(f"http://127.0.0.1:{dut_port}/stats")
         return {"connections": body["connections"], "rooms": body["rooms"]}
 
     async def scenario() -> None:

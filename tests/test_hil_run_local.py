@@ -2,17 +2,16 @@
 that dies ends the run with exit 1. Real subprocesses, real sockets."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import psutil
 import pytest
 
+from hil.probe import get_json
 from hil.targets.mpy import MpyTarget
 
 VHIL = [sys.executable, "-m", "hil"]
@@ -42,8 +41,7 @@ def test_run_serves_the_dut_app_until_ctrl_c(target: str) -> None:
     try:
         time.sleep(1.0)  # it stays up after printing the URL
         assert proc.poll() is None
-        with urllib.request.urlopen(url + "/health", timeout=10) as response:
-            assert json.loads(response.read())["status"] == "ok"
+        assert get_json(url + "/health", 10)["status"] == "ok"
         children = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(START_TIMEOUT_S) == 130

@@ -9,7 +9,6 @@ import os
 import socket
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ import kosoku
 import pytest
 from websockets.asyncio.client import connect
 
+from hil import probe
 from hil.errors import SetupError
 from hil.targets import mpy as mpy_module
 from hil.targets import resolve_target
@@ -50,8 +50,7 @@ def run(coro: Any) -> Any:
 
 
 def get_json(target: MpyTarget, path: str) -> dict[str, Any]:
-    with urllib.request.urlopen(target.http_url(path), timeout=IO_TIMEOUT_S) as response:
-        return json.loads(response.read())
+    return probe.get_json(target.http_url(path), IO_TIMEOUT_S)
 
 
 def test_health_is_served_by_the_reference_framework_on_micropython(vm: MpyTarget) -> None:
