@@ -71,6 +71,7 @@ class Board:
     addr2line: str | None = None  # xtensa-esp32-elf-addr2line or riscv32-esp-elf-addr2line
     firmware: str = MICROPYTHON  # what the board runs: plain MicroPython, or ViperHTTP firmware (hil/dut_app.py)
     place: str | None = None  # a labgrid place to acquire instead of opening `port` (docs/farm.md)
+    app_host: str | None = None  # the DUT app listens here and is reached at the URL it prints (no Wi-Fi needed)
     tags: tuple[tuple[str, str], ...] = ()  # reserve any labgrid place with these tags
 
     @property
@@ -140,7 +141,7 @@ def load_inventory_if_present(path: Path | None) -> Inventory | None:
 
 
 _BOARD_KEYS = {"id", "chip", "port", "baud", "reset", "flash", "wifi", "base_url", "labels", "elf", "addr2line", "place",
-               "tags", "firmware"}
+               "tags", "firmware", "app_host"}
 # labgrid's own rules (labgrid.remote.common.TAG_KEY) for tag keys; values are kept to what reservations accept
 TAG_KEY_RE = re.compile(r"^[a-z][a-z0-9_]+$")
 TAG_VALUE_RE = re.compile(r"^[a-z0-9_.-]+$")
@@ -173,6 +174,9 @@ def _parse_board(entry: Any, index: int, base_dir: Path) -> Board:
     reset = entry.get("reset", "dtr-rts")
     if reset not in RESET_METHODS:
         raise fail("reset", f"must be one of {', '.join(RESET_METHODS)} (got {reset!r})")
+    app_host = entry.get("app_host")
+    if app_host is not None and (not isinstance(app_host, str) or not re.match(r"^[A-Za-z0-9.:-]+$", app_host)):
+        raise fail("app_host", f"must be the address the DUT app listens on, e.g. 127.0.0.1 (got {app_host!r})")
     base_url = entry.get("base_url")
     if base_url is not None and (not isinstance(base_url, str) or not re.match(r"^https?://[^/\s]+/?$", base_url)):
         raise fail("base_url", f"must look like http://HOST:PORT (got {base_url!r})")
@@ -244,7 +248,7 @@ def _parse_board(entry: Any, index: int, base_dir: Path) -> Board:
         id=board_id, chip=chip, port=port.strip() if port else None, baud=baud, reset=reset, images=tuple(images),
         flash_baud=flash_baud, erase=erase, wifi=wifi, base_url=base_url.rstrip("/") if base_url else None,
         labels=tuple(labels), elf=(base_dir / elf) if elf else None, addr2line=addr2line, firmware=firmware,
-        place=place, tags=tuple(sorted(raw_tags.items())),
+        place=place, tags=tuple(sorted(raw_tags.items())), app_host=app_host,
     )
 
 

@@ -26,6 +26,7 @@ def _inventory(tmp_path: Path, text: str) -> Path:
     ('tags = {chip = 3}', "field tags.chip must be key"),
     ('place = "p1"\ntags = {chip = "esp32"}', "port, place and tags exclude each other"),
     ('port = "/dev/ttyUSB0"\nplace = "p1"', "port, place and tags exclude each other"),
+    ('port = "/dev/ttyUSB0"\napp_host = "http://x/"', "field app_host must be the address the DUT app listens on"),
 ])
 def test_bad_farm_entries_name_board_and_field(tmp_path: Path, entry: str, expected: str) -> None:
     with pytest.raises(SetupError) as raised:
@@ -76,6 +77,15 @@ tags = {{chip = "esp32"}}
     assert "labgrid-client -p sim1 set-tags chip=esp32s3 board=sim1" in script
     inventory = load_inventory(path)
     assert farm_tags(inventory.board("sim1")) == {"chip": "esp32s3", "board": "sim1"}
+
+
+def test_app_host_gives_a_board_the_network_without_wifi(tmp_path: Path) -> None:
+    from hil.targets import resolve_target
+
+    path = _inventory(tmp_path, '[[board]]\nid = "b1"\nchip = "esp32"\ntags = {chip = "esp32"}\napp_host = "127.0.0.1"\n')
+    target = resolve_target("board:b1", path)
+    assert target.has("network") and target.has("serial")
+    assert target.dut_config() == {"host": "127.0.0.1", "port": 0}
 
 
 def test_a_usb_port_without_udev_attributes_is_a_clear_error() -> None:

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rehearse.add_argument("--boards", type=int, default=4, metavar="K", help="simulated boards (default 4)")
     rehearse.add_argument("--jobs", type=int, default=8, metavar="J", help="concurrent jobs (default 8)")
     rehearse.add_argument("--quick", action="store_true",
-                          help="each job runs one verified file round trip instead of the HIL suite")
+                          help="each job runs the HIL suite's serial tests only (default: the HIL and contract suites)")
     rehearse.add_argument("--job-timeout", type=float, default=900.0, metavar="SECONDS",
                           help="a job (its wait for a board included) is stopped after this (default 900)")
     rehearse.add_argument("--out", type=Path, default=None, metavar="DIR",

@@ -3,7 +3,7 @@
 It starts a real labgrid coordinator and exporter on 127.0.0.1, K simulated ESP32s (`python -m hil.sim`, one
 process and one pty each, each recording its sessions: hil/sim/sessions.py), exports them (one exporter per 8
 boards, as a farm host with a USB hub would) with every pty a place tagged
-`chip=esp32 rehearsal=<run>`, and runs J jobs at once. Each job is a separate `vhil`/pytest process whose
+`chip=esp32 rehearsal_<run>=yes`, and runs J jobs at once. Each job is a separate pytest process whose
 inventory names no board, only the tags: it reserves a matching place through the coordinator, runs the fixed
 workload over the place's RFC 2217 port, and releases it. Then it stops everything it started (coordinator,
 exporter with its ser2net children, simulators), checks none of it is left, and judges:
@@ -12,10 +12,11 @@ exporter with its ser2net children, simulators), checks none of it is left, and 
 - no board saw two sessions at once (the boards' own records; a lock or a scheduler bug shows up here);
 - nothing is left running.
 
-Workloads (fixed, so runs compare): `full` is the HIL suite (hil/tests) on the board, whose network tests skip
-(a farm sim has no Wi-Fi); `quick` is one `vhil hil exec` writing, reading back and checking a 2 KiB file on the
-board, for a quick look at the farm machinery alone (CI: `tests/test_farm_rehearse.py` runs K=4, J=8 with the full
-workload, about 30-45 s here). Results: rehearsal.json and rehearsal.png.
+Workloads (fixed, so runs compare), each one pytest session holding one reservation: `full` is the HIL suite
+(hil/tests, soak 2 s, 200 leak messages) and the contract suite (conformance/contract), the DUT app deployed and
+served on the simulator's loopback (`app_host`); `quick` is the HIL suite's serial tests alone (deploy and verify a
+file, REPL round trips, soft and hard reset recovery; no DUT app). CI (`tests/test_farm_rehearse.py`) runs K=4, J=8
+with `quick`. Results: rehearsal.json and rehearsal.png.
 """
 from __future__ import annotations
 
@@ -47,13 +48,7 @@ EXPORTER_NAME = "rehearsal"
 BOARDS_PER_EXPORTER = 8  # a farm host's worth (a USB hub); each exporter starts and stops ser2net one place at a time
 START_TIMEOUT_S = 30.0
 WORKLOADS = ("quick", "full")
-QUICK_CODE = ("import os\n"
-              "data = bytes(range(256)) * 8\n"
-              "with open('rehearsal.bin', 'wb') as f:\n    f.write(data)\n"
-              "with open('rehearsal.bin', 'rb') as f:\n    back = f.read()\n"
-              "os.remove('rehearsal.bin')\n"
-              "assert back == data, 'file read back differs'\n"
-              "print('ok', len(back))\n")
+SOAK_S, LEAK_MESSAGES = 2, 200  # the HIL suite's network tests, kept short: the workload is fixed, not a soak
 PROGRESS_EVERY_S = 1.0
 JOB_STOP_GRACE_S = 15.0  # a stopped job's time to release its place before SIGKILL
 _LG_MAIN = "import sys; from labgrid.remote.{} import main; sys.exit(main())"
@@ -259,11 +254,13 @@ def processes_under(root: Path) -> list[str]:
 
 
 def job_argv(workload: str, inventory: Path, out: Path) -> list[str]:
-    if workload == "quick":
-        return [sys.executable, "-m", "hil.cli", "hil", "exec", "--target", "board:farm", "--boards", str(inventory),
-                QUICK_CODE]
-    return [sys.executable, "-m", "pytest", str(REPO_ROOT / "hil" / "tests"), "-q", "-p", "no:cacheprovider",
-            "--target", "board:farm", "--boards", str(inventory), "--junitxml", str(out), "-o", "junit_family=xunit1"]
+    """One job: a pytest session (one reservation) of the HIL suite, plus the contract suite for `full`."""
+    suites = [str(REPO_ROOT / "hil" / "tests")]
+    if workload == "full":
+        suites.append(str(REPO_ROOT / "conformance" / "contract"))
+    return [sys.executable, "-m", "pytest", *suites, "-q", "-p", "no:cacheprovider", "--target", "board:farm",
+            "--boards", str(inventory), "--junitxml", str(out), "-o", "junit_family=xunit1",
+            "--soak-seconds", str(SOAK_S), "--leak-messages", str(LEAK_MESSAGES)]
 
 
 def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_timeout: float,
@@ -288,7 +285,10 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
         inventory = work / "boards.toml"
         # the job's view of the farm: no board, only what it needs
         tags = ", ".join(f'{k} = "{v}"' for k, v in farm.job_tags.items())
-        inventory.write_text(f'[[board]]\nid = "farm"\nchip = "esp32"\nreset = "soft"\ntags = {{{tags}}}\n')
+        # full: the DUT app listens on the board's (the simulator's) loopback, so the network tests and the contract
+        # suite run too; quick: serial only, the HIL suite's network tests skip
+        app_host = 'app_host = "127.0.0.1"\n' if workload == "full" else ""
+        inventory.write_text(f'[[board]]\nid = "farm"\nchip = "esp32"\nreset = "soft"\ntags = {{{tags}}}\n{app_host}')
         env = dict(os.environ, **{COORDINATOR_ENV: farm.address, LEASE_LOG_ENV: str(work / "leases.jsonl"),
                                   LOCK_DIR_ENV: str(work / "locks"), LOCK_TIMEOUT_ENV: f"{job_timeout:g}",
                                   "PYTHONUNBUFFERED": "1"})

@@ -95,6 +95,8 @@ class BoardTarget(SerialTarget):
 
     def dut_config(self) -> dict[str, object]:
         assert self.board is not None
+        if self.board.app_host:  # a board whose network the host shares (a simulator, a USB network gadget)
+            return {"host": self.board.app_host, "port": 0}
         config: dict[str, object] = {"host": "0.0.0.0", "port": 80}
         if self.board.wifi is not None:
             ssid, password = self.board.wifi.credentials(self.board.id)
@@ -144,7 +146,7 @@ def make_board_target(name: str, boards_path: Path | None = None) -> BoardTarget
     serial = bool(board.port) or board.on_farm
     if serial:
         capabilities.add(SERIAL)
-    if board.base_url or (board.wifi and serial):  # the app is reachable: fixed URL, or Wi-Fi it joins
+    if board.base_url or ((board.wifi or board.app_host) and serial):  # reachable: fixed URL, Wi-Fi, or app_host
         capabilities.add(NETWORK)
     if board.images and serial:
         capabilities.add(FLASH)
