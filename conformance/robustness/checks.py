@@ -121,6 +121,7 @@ class Check:
     name: str
     prop: str
     run: Callable[[Context], Awaitable[Outcome]]
+    figures: tuple[str, ...] = ()  # reported for every run, None where the target did not give one
 
 
 # ---- probes through the project's HTTP helper ------------------------------------------------------------------
@@ -594,13 +595,16 @@ CHECKS = (
     Check("split.handshake-every-boundary", "a WebSocket handshake in two reads, split at any byte, gets the same outcome",
           _split_check(_handshake_outcome, _handshake_length, HANDSHAKE_SPLIT, None, BOUNDARY_GAP_S, "")),
     Check("keepalive.sequential", f"{KEEPALIVE_REQUESTS} sequential requests on one keep-alive connection are all answered",
-          check_keepalive),
+          check_keepalive, ("keepalive_requests_served", "keepalive_slowest_ms")),
     Check("drip.header", "a client dripping its request head is closed within the documented deadline, "
-          "and others are served meanwhile", check_drip),
+          "and others are served meanwhile", check_drip, ("drip_close_s", "drip_probe_slowest_ms")),
     Check("idle.cap", "idle connections up to the documented cap leave others served; refusal is 503, not silence",
-          check_idle_cap),
+          check_idle_cap, ("idle_connections_opened", "idle_connections_held", "idle_held_before_refusal",
+                           "idle_refused_503")),
     Check("reset.mid-frame", "clients reset mid-frame leave the target serving and /stats connections back where they were",
-          check_reset_mid_frame),
-    Check("ping.flood", "a ping flood whose pongs are never read keeps the target's memory bounded", check_ping_flood),
-    Check("schema.openapi", "schemathesis on /openapi.json: no 5xx, responses match the schema", check_schemathesis),
+          check_reset_mid_frame, ("reset_settle_s",)),
+    Check("ping.flood", "a ping flood whose pongs are never read keeps the target's memory bounded", check_ping_flood,
+          ("flood_pings_sent", "flood_peak_mem_alloc", "flood_mem_growth")),
+    Check("schema.openapi", "schemathesis on /openapi.json: no 5xx, responses match the schema", check_schemathesis,
+          ("schema_operations", "schema_problems")),
 )

@@ -11,7 +11,7 @@ from rich.console import Console
 from conformance import outputs as conformance_outputs
 from conformance.baseline import Baseline, Verdict
 from conformance.results import NOT_RUN, CaseResult
-from conformance.robustness.checks import CheckResult, Limits
+from conformance.robustness.checks import CHECKS, CheckResult, Limits
 from hil.artifacts import JUnitCase, atomic_write_json, write_junit
 
 SUMMARY_FILE = conformance_outputs.SUMMARY_FILE
@@ -19,11 +19,10 @@ JUNIT_FILE = conformance_outputs.JUNIT_FILE
 
 
 def figures(done: list[CheckResult]) -> dict[str, Any]:
-    """Every check's figures in one flat mapping, in check order; None where the target did not give one."""
-    merged: dict[str, Any] = {}
-    for result in done:
-        merged.update(result.figures)
-    return merged
+    """The figures of the checks run so far in one flat mapping, in check order; None where the target did not
+    give one (a check that failed before measuring it, memory the target does not report)."""
+    declared = {check.name: check.figures for check in CHECKS}
+    return {name: result.figures.get(name) for result in done for name in declared.get(result.name, ())}
 
 
 def junit_cases(results: list[CaseResult], verdict: Verdict, baseline: Baseline | None) -> list[JUnitCase]:

@@ -55,6 +55,8 @@ def run_check(check: Check, ctx: Context) -> CheckResult:
         passed, message, figures = False, f"did not finish within {CHECK_TIMEOUT_S:g} s", {}
     except (OSError, EOFError) as exc:
         passed, message, figures = False, f"{type(exc).__name__}: {exc}", {}
+    except Exception as exc:  # the run goes on to the next check; the message says it was the suite's own error
+        passed, message, figures = False, f"the check itself failed ({type(exc).__name__}: {exc}): report it", {}
     return CheckResult(check.name, check.prop, passed, message, time.monotonic() - started, figures)
 
 

@@ -92,7 +92,7 @@ class Connection:
         self.writer.transport.abort()
 
     def close(self) -> None:
-        self.writer.transport.abort() if self.writer.transport.is_closing() else self.writer.close()
+        self.writer.close()
 
 
 @dataclass
