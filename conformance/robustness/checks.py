@@ -556,7 +556,7 @@ def _junit_problems(junit: Path) -> tuple[int, list[str]]:
 
 
 async def check_schemathesis(ctx: Context) -> Outcome:
-    junit = ctx.out_dir / "schemathesis-junit.xml"
+    junit = (ctx.out_dir / "schemathesis-junit.xml").resolve()  # schemathesis runs in out_dir (its .hypothesis)
     junit.unlink(missing_ok=True)
     process = ManagedProcess(schemathesis_argv(ctx.target.http_url("/openapi.json"), junit),
                              log_path=ctx.out_dir / "schemathesis.log", cwd=str(ctx.out_dir))
