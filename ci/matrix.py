@@ -78,7 +78,8 @@ def cell_command(cell: Cell, out_dir: Path, boards: Path | None) -> list[str]:
     if boards is not None:
         command += ["--boards", str(boards)]
     if cell.suite == "hil":
-        command += ["--junitxml", str(out_dir / "junit.xml"), "--target-logs", str(out_dir / "logs")]
+        command += ["--junitxml", str(out_dir / "junit.xml"), "--target-logs", str(out_dir / "logs"),
+                    f"--report-dir={out_dir}"]  # one word: see conformance/contract_runner.py
     else:
         command += ["--out", str(out_dir)]
     return command + list(cell.args)

@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run conformance/contract (pytest) against TARGET; JUnit and an HTML page go to --out. "
                     "Exit 0 when no contract test is worse than the target's baseline (every test passes without one), "
                     "1 when one is, 2 for a usage or setup error.")
-    _add_target_options(contract, "report folder (default: reports/<run-id>/<target>/conformance, next to the Autobahn report)")
+    _add_target_options(contract, "report folder (default: reports/<run-id>/<target>/contract)")
     contract_baseline = contract.add_mutually_exclusive_group()
     contract_baseline.add_argument("--baseline", type=Path, default=None, metavar="FILE",
                                    help="accepted outcomes (default: conformance/baselines/contract/<target>.json when present)")

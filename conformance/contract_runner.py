@@ -1,4 +1,5 @@
-"""`vhil contract`: the contract suite (pytest, in this process) against one target; JUnit + a short HTML page.
+"""`vhil contract`: the contract suite (pytest, in this process) against one target; JUnit, summary.json and a short
+HTML page (contract.html, written by the vhil plugin's report: hil/pytest_report.py).
 
 Each contract test is a case judged against the target's baseline like `vhil conformance` judges Autobahn cases
 (conformance/baseline.py): `conformance/baselines/contract/<target>.json` accepts known deviations, each with
@@ -8,7 +9,6 @@ error (bad target, unreachable target, nothing collected, bad baseline) or an in
 """
 from __future__ import annotations
 
-import html
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -23,15 +23,16 @@ from conformance.baseline import (
     write_baseline,
 )
 from conformance.results import ERROR, FAILED, OK, CaseResult
-from hil.artifacts import atomic_write_text, default_out_dir, target_slug
+from hil.artifacts import default_out_dir, target_slug
 from hil.errors import SetupError
+from hil.runinfo import set_summary_verdict
 from hil.targets import resolve_target
 
 CONTRACT_DIR = Path(__file__).resolve().parent / "contract"
 CONTRACT_BASELINES_DIR = BASELINES_DIR / "contract"
 _OUTCOME = {"passed": OK, "failed": FAILED, "error": ERROR}  # skipped tests are not judged
 JUNIT_FILE = "contract-junit.xml"
-HTML_FILE = "contract.html"
+SUITE = "contract"  # its report folder holds contract.html, summary.json and run.json (hil/pytest_report.py)
 
 
 def _case_rows(junit_path: Path) -> list[tuple[str, str, float, str]]:
@@ -74,19 +75,6 @@ def firmware_facts(junit_path: Path) -> dict[str, str]:
             if prop.get("name", "").startswith("firmware_")}
 
 
-def contract_html(target_name: str, rows: list[tuple[str, str, float, str]]) -> str:
-    counts = {o: sum(1 for r in rows if r[1] == o) for o in ("passed", "failed", "error", "skipped")}
-    colour = {"passed": "#cfc", "failed": "#fcc", "error": "#fcc", "skipped": "#eee"}
-    body = "\n".join(
-        f"<tr style=\"background:{colour[o]}\"><td>{html.escape(t)}</td><td>{o}</td><td>{s:.2f}</td>"
-        f"<td><pre>{html.escape(m)}</pre></td></tr>" for t, o, s, m in rows)
-    summary = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Contract: {html.escape(target_name)}</title>"
-            "<style>body{font-family:sans-serif}td{padding:2px 8px;vertical-align:top}pre{margin:0;white-space:pre-wrap}"
-            f"</style></head><body><h1>ViperHTTP API contract: {html.escape(target_name)}</h1><p>{summary}</p>"
-            f"<table><tr><th>test</th><th>outcome</th><th>s</th><th>message</th></tr>\n{body}\n</table></body></html>\n")
-
-
 def _baseline(target_name: str, path: Path | None, no_baseline: bool, update: bool) -> tuple[Baseline | None, Path]:
     if path is not None and no_baseline:
         raise SetupError("--baseline and --no-baseline contradict each other: give one")
@@ -101,18 +89,19 @@ def run_contract(target_name: str, out: Path | None = None, boards: Path | None 
                  update_baseline: bool = False) -> int:
     resolve_target(target_name, boards)  # a bad name is a one-line setup error before pytest starts
     baseline, baseline_path = _baseline(target_name, baseline_path, no_baseline, update_baseline)
-    out_dir = Path(out) if out else default_out_dir(target_name, "conformance")
+    out_dir = Path(out) if out else default_out_dir(target_name, SUITE)
     out_dir.mkdir(parents=True, exist_ok=True)
     scratch = out_dir / f".{JUNIT_FILE}.partial"
+    # --report-dir=DIR in one word: pytest's early parse takes a separate existing DIR for a test path, and a test
+    # path outside the project keeps pyproject's `-p no:labgrid` from being read
     args = [str(CONTRACT_DIR), "--target", target_name, "--junitxml", str(scratch), "--target-logs",
-            str(out_dir / "target"), "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", "--rootdir", str(CONTRACT_DIR.parent.parent),
+            str(out_dir / "target"), f"--report-dir={out_dir}", f"--report-suite={SUITE}", "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", "--rootdir", str(CONTRACT_DIR.parent.parent),
             *(["--boards", str(boards)] if boards else []), *(pytest_args or [])]
     status = int(pytest.main(args))
     rows: list[tuple[str, str, float, str]] = []
     if scratch.exists():
         os.replace(scratch, out_dir / JUNIT_FILE)
         rows = _case_rows(out_dir / JUNIT_FILE)
-        atomic_write_text(out_dir / HTML_FILE, contract_html(target_name, rows))
         firmware = firmware_facts(out_dir / JUNIT_FILE)
         if firmware:
             print(f"contract {target_name}: firmware under test: {firmware.get('kind')} {firmware.get('version')!r} "
@@ -121,7 +110,9 @@ def run_contract(target_name: str, out: Path | None = None, boards: Path | None 
         raise SetupError(f"no contract test collected from {CONTRACT_DIR} with {' '.join(pytest_args or [])!r}")
     if status not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return 2
-    return _judge(target_name, rows, baseline, baseline_path, update_baseline)
+    code = _judge(target_name, rows, baseline, baseline_path, update_baseline)
+    set_summary_verdict(out_dir, holds=code == 0)  # judged against the baseline, not pytest's exit status
+    return code
 
 
 def _judge(target_name: str, rows: list[tuple[str, str, float, str]], baseline: Baseline | None, baseline_path: Path,

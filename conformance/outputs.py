@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from hil.artifacts import JUnitCase, atomic_write_json, write_junit
+from hil.runinfo import FAILING_OUTCOMES, write_summary
 from conformance.baseline import Baseline, Change, Verdict
-from conformance.results import (ERROR, FAILED, NOT_RUN, OUTCOMES, UNIMPLEMENTED, CaseResult, counts_by_section,
+from conformance.results import (ERROR, FAILED, NOT_RUN, OK, OUTCOMES, UNIMPLEMENTED, CaseResult, counts_by_section,
                                  totals)
 
-SUMMARY_FILE = "summary.json"
 RESULTS_FILE = "results.json"
 JUNIT_FILE = "junit.xml"
 AUTOBAHN_DIR = "autobahn"  # the Autobahn report layout (index.json, index.html, per-case JSON/HTML)
@@ -43,10 +43,16 @@ def _describe_change(change: Change) -> str:
 
 def summary(results: list[CaseResult], verdict: Verdict, baseline: Baseline | None, *, status: str, engine: str,
             engine_version: str, agent: str | None, target: dict[str, Any], target_health: dict[str, Any] | None,
-            wall_time_s: float, selected: int, url: str, argv: list[str]) -> dict[str, Any]:
+            wall_time_s: float, selected: int, url: str, argv: list[str], suite: str = "conformance") -> dict[str, Any]:
+    counts = totals(results)
     return {
+        "suite": suite,
         "status": status,  # running, complete, interrupted, target died, timed out
-        "holds": verdict.holds and status == "complete",
+        "holds": None if status == "running" else verdict.holds and status == "complete",
+        "counts": counts,
+        "numbers": {"wall_time_s": round(wall_time_s, 3), "ok_cases": counts.get(OK, 0),
+                    "failed_cases": sum(n for outcome, n in counts.items() if outcome in FAILING_OUTCOMES)},
+        "cases": [{"id": r.case_id, "outcome": r.outcome, "report": case_page(r)} for r in results],
         "engine": {"name": engine, "version": engine_version},
         "harness": {"python": platform.python_version(), "websockets": websockets.__version__},
         "target": target,
@@ -56,7 +62,7 @@ def summary(results: list[CaseResult], verdict: Verdict, baseline: Baseline | No
         "argv": argv,
         "wall_time_s": round(wall_time_s, 3),
         "selected": selected,
-        "totals": totals(results),
+        "totals": counts,
         "sections": counts_by_section(results),
         "baseline": str(baseline.path) if baseline and baseline.path else None,
         "regressions": [_describe_change(c) for c in verdict.regressions],
@@ -64,6 +70,13 @@ def summary(results: list[CaseResult], verdict: Verdict, baseline: Baseline | No
         "tolerated_flips": [_describe_change(c) for c in verdict.flips],
         "not_run": len(verdict.not_run),
     }
+
+
+def case_page(result: CaseResult) -> str | None:
+    """The case's page in the Autobahn report folder (the engines write <agent>_case_<id>.html next to its JSON)."""
+    if not result.report_file:
+        return None
+    return f"{AUTOBAHN_DIR}/{Path(result.report_file).with_suffix('.html').as_posix()}"
 
 
 def junit_cases(results: Iterable[CaseResult], verdict: Verdict, baseline: Baseline | None) -> list[JUnitCase]:
@@ -95,7 +108,7 @@ def write_outputs(out_dir: Path, results: list[CaseResult], verdict: Verdict, ba
     atomic_write_json(out_dir / RESULTS_FILE, [result.to_json() for result in results])
     write_junit(out_dir / JUNIT_FILE, f"autobahn {summary_doc['target'].get('name')}",
                 junit_cases(results, verdict, baseline), summary_doc["wall_time_s"])
-    atomic_write_json(out_dir / SUMMARY_FILE, summary_doc)
+    write_summary(out_dir, **summary_doc)
 
 
 def section_table(results: list[CaseResult]) -> Table:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from hil.artifacts import default_out_dir
 from hil.errors import SetupError
+from hil.runinfo import start_run
 from hil.targets import Target, resolve_target
 from hil.targets.base import NETWORK
 from hil.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
@@ -159,6 +160,7 @@ def run_conformance(opts: ConformanceOptions, console: Console | None = None) ->
     baseline, baseline_path = _load_baseline(opts, target.name)
     out_dir = Path(opts.out) if opts.out else default_out_dir(target.name, "conformance")
     out_dir.mkdir(parents=True, exist_ok=True)
+    run_info = start_run(out_dir, "conformance", target.name)
     target.log_dir = out_dir / "target"
     timeout_s = opts.timeout_s or DEFAULT_TIMEOUT_S.get(target.kind, OTHER_TARGETS_TIMEOUT_S)
 
@@ -174,8 +176,9 @@ def run_conformance(opts: ConformanceOptions, console: Console | None = None) ->
         with progress:
             # /health for the report (implementation, version, platform); None where the target has no such route
             health = get_json_object_or_none(target.http_url("/health"), HEALTH_TIMEOUT_S)
+            run_info.identify(health)
             session = ResultsWriter(target=target, url=url, out_dir=out_dir, engine=engine, catalogue=catalogue,
-                              selection=selection, baseline=baseline, health=health, progress=progress)
+                                    selection=selection, baseline=baseline, health=health, progress=progress)
             session.write()
             run = EngineRun()
             try:

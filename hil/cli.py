@@ -14,6 +14,7 @@ from typing import Sequence
 
 from hil.errors import SetupError
 from hil.lock import LOCK_TIMEOUT_ENV
+from hil.runinfo import finish_open_runs
 
 # Each module has register(subparsers) adding its subcommands; a subcommand's handler is args.func(args) -> int.
 SUBCOMMAND_MODULES = ("vhil_serve.cli", "conformance.cli", "hil.commands", "hil.bench", "hil.farm.cli", "loadtest.cli",
@@ -42,14 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     # a shell starts background jobs with SIGINT ignored; Ctrl-C (or a CI runner's SIGINT) must still stop us
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    code = 1  # an unexpected exception (its traceback follows) is a failed run in the run's run.json
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except SetupError as exc:
         print(f"vhil {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
         print(f"vhil {args.command}: interrupted", file=sys.stderr)
-        return 130
+        code = 130
+    finally:
+        finish_open_runs(code)  # every report folder this command started records how it ended
+    return code
 
 
 if __name__ == "__main__":

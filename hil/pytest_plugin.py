@@ -1,6 +1,7 @@
 """pytest plugin (entry point `vhil`): hands tests a ready target.
 
-Options: `--target` (repeatable; tests run once per target), `--boards`, `--target-logs`.
+Options: `--target` (repeatable; tests run once per target), `--boards`, `--target-logs`, `--report-dir` (the run's
+report folder: run.json, summary.json, a page per test, see hil/pytest_report.py).
 Fixtures: `target` (started for the session, released at the end whatever happens), `base_url` (on serial targets
 the DUT app is deployed and started when needed), `dut` (a ready raw REPL session on a serial target).
 Marker: `@pytest.mark.needs("network", ...)` skips a test, with the reason, on targets lacking a capability.
@@ -26,6 +27,7 @@ from hil.targets.base import NETWORK, SERIAL
 
 SERIAL_SLICE_LINES = 200  # the end of a test's serial log attached to its failure
 _watch_key = pytest.StashKey[dict[str, Any]]()
+_reports: list[Any] = []  # the hil.pytest_report.PytestSuiteReport of --report-dir, while a session runs
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder for the targets' own logs (server output, serial log)")
     group.addoption("--lock-timeout", default=None, type=float, metavar="SECONDS",
                     help="wait this long for a board another run holds, then stop naming the holder (default 300)")
+    group.addoption("--report-dir", default=None, metavar="DIR",
+                    help="write run.json, summary.json and SUITE.html here as the tests go (what `vhil report` indexes)")
+    group.addoption("--report-suite", default="hil", metavar="SUITE", help="the suite's name in that report (default hil)")
 
 
 def _boards_path(config: pytest.Config) -> Path | None:
@@ -144,6 +149,34 @@ def pytest_configure(config: pytest.Config) -> None:
         from hil.lock import LOCK_TIMEOUT_ENV
 
         os.environ[LOCK_TIMEOUT_ENV] = f"{lock_timeout:g}"
+    report_dir = config.getoption("--report-dir")
+    if report_dir:
+        from hil.pytest_report import PytestSuiteReport
+
+        try:  # driven from this module's hooks below
+            _reports.append(PytestSuiteReport(config, Path(report_dir), config.getoption("--report-suite")))
+        except SetupError as exc:
+            raise pytest.UsageError(f"--report-dir: {exc}") from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _reports.clear()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    for report in _reports:
+        report.test_called(item)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for suite_report in _reports:
+        suite_report.add(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for report in _reports:
+        report.finish(int(exitstatus))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

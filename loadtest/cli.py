@@ -67,14 +67,16 @@ def _run(args: argparse.Namespace) -> int:
     import locust  # noqa: F401
 
     from hil.artifacts import default_out_dir
+    from hil.runinfo import start_run
     from hil.targets import resolve_target
 
     target = resolve_target(args.target, args.boards)
     target.require_available()
     out_dir = args.out or default_out_dir(args.target, "load")
     out_dir.mkdir(parents=True, exist_ok=True)
+    run_info = start_run(out_dir, "load", target.name)
     target.log_dir = out_dir / "target-logs"
     from loadtest.run import LoadRun
 
     with target:
-        return LoadRun(options, target, out_dir).execute()
+        return LoadRun(options, target, out_dir, run_info).execute()

@@ -58,9 +58,19 @@ def _percentile_plot(path: Path, xs: list[float], rows: list[dict[str, Any]], su
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(9, 4.5))
+    values = [row[key] for row in rows for key in ("p50", "p95", "p99") if row.get(key) is not None]
     for key in ("p50", "p95", "p99"):
         axis.plot(xs, [row[key] for row in rows], marker=".", label=key)
-    axis.axhline(summary["options"]["p95_ms"], color="grey", linestyle="--", linewidth=1, label="p95 limit")
+    # scaled to the data: a limit far above the measured latencies would flatten every line along zero
+    top = max(values, default=1.0) * 1.15 or 1.0
+    limit = summary["options"]["p95_ms"]
+    if limit <= top * 1.5:
+        axis.axhline(limit, color="grey", linestyle="--", linewidth=1, label="p95 limit")
+        top = max(top, limit * 1.05)
+    else:
+        axis.annotate(f"p95 limit {limit:g} ms (above the plot)", xy=(0.99, 0.97), xycoords="axes fraction",
+                      ha="right", va="top", color="grey")
+    axis.set_ylim(0, top)
     axis.set_xlabel(xlabel)
     axis.set_ylabel("fan-out latency (ms)")
     axis.set_title(title)

@@ -16,8 +16,8 @@ from locust import stats as locust_stats
 from locust.env import Environment
 from locust.runners import Runner
 
-from hil.artifacts import atomic_write_json
 from hil.errors import SetupError
+from hil.runinfo import RunInfo, write_summary
 from hil.targets import Target
 from hil.probe import free_tcp_port, get_json_object_or_none, wait_reachable
 from hil.process import ManagedProcess
@@ -105,9 +105,21 @@ def print_verdict(summary: dict[str, Any]) -> None:
           f"report {summary['out_dir']}", flush=True)
 
 
+def check_cases(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict's checks as summary.json cases; a name that repeats (one per window) gets its occurrence number."""
+    seen: dict[str, int] = {}
+    cases = []
+    for check in checks:
+        seen[check["name"]] = seen.get(check["name"], 0) + 1
+        name = check["name"] if seen[check["name"]] == 1 else f"{check['name']} #{seen[check['name']]}"
+        cases.append({"id": name, "outcome": "passed" if check["ok"] else "failed", "report": "report.html"})
+    return cases
+
+
 class LoadRun:
-    def __init__(self, options: LoadOptions, target: Target, out_dir: Path) -> None:
+    def __init__(self, options: LoadOptions, target: Target, out_dir: Path, run_info: RunInfo) -> None:
         self.options = options
+        self.run_info = run_info
         self.target = target
         self.out_dir = out_dir
         self.pop = population(options)  # sized again from the target's /health once it is up
@@ -126,6 +138,7 @@ class LoadRun:
         ws_url = target.ws_url("/ws/rooms")
         probe_rooms_endpoint(ws_url)
         health = get_json_object_or_none(target.http_url("/health")) or {}
+        self.run_info.identify(health)
         self.pop = population(options, health.get("max_message_size"))
         environment = Environment(user_classes=user_classes(options, self.pop.slow, self.pop.churners),
                                   events=locust.events)
@@ -163,7 +176,7 @@ class LoadRun:
         write_html(environment, summary, self.out_dir / "report.html")
         summary["files"] = sorted(["summary.json", "report.html", *write_plots(self.out_dir, summary),
                                    *(p.name for p in self.out_dir.glob("locust_*.csv"))])
-        atomic_write_json(self.out_dir / "summary.json", summary)
+        write_summary(self.out_dir, **summary)
         print_verdict(summary)
         return 0 if summary["verdict"]["ok"] else 1
 
@@ -218,10 +231,10 @@ class LoadRun:
         self.write_progress_summary(phase, record)
 
     def write_progress_summary(self, phase: str, record: RunRecord) -> None:
-        atomic_write_json(self.out_dir / "summary.json", {
-            "status": "running", "phase": phase, "scenario": self.options.scenario, "target": self.target.describe(),
-            "options": self.options.__dict__, "started": self.started, "windows_done": len(record.windows),
-            "stats_before": record.stats_before})
+        write_summary(self.out_dir, suite="load", target=self.target.describe(), status="running", holds=None,
+                      counts={}, numbers={}, cases=[], phase=phase, scenario=self.options.scenario,
+                      options=self.options.__dict__, started=self.started, windows_done=len(record.windows),
+                      stats_before=record.stats_before)
 
     def summarise(self, record: RunRecord, generator_cpu: float | None, target_cpu: float | None,
                   rss_before: int | None, rss_after: int | None) -> dict[str, Any]:
@@ -262,8 +275,17 @@ class LoadRun:
         slips = np.asarray(tally.publish_slip_ms, dtype=np.float64)
         published = sum(tally.published.values())
         scheduled = sum(tally.scheduled.values())
+        verdict_checks = [c.as_dict() for c in checks]
+        latency = exact_percentiles(latencies[selected])
+        delivered_per_s = round(delivered / window_seconds, 1) if window_seconds else None
         summary: dict[str, Any] = {
-            "status": "done", "scenario": options.scenario, "target": self.target.describe(), "options": options.__dict__,
+            "suite": "load", "status": "complete", "holds": all(c.ok for c in checks),
+            "counts": {"passed": sum(c.ok for c in checks), "failed": sum(not c.ok for c in checks)},
+            "numbers": {"p50_ms": latency["p50"], "p95_ms": latency["p95"], "p99_ms": latency["p99"],
+                        "delivered_per_s": delivered_per_s, "delivery_ratio": round(delivered / expected, 6) if expected else None,
+                        "target_rss_after_bytes": rss_after, "target_cpu_percent": target_cpu},
+            "cases": check_cases(verdict_checks),
+            "scenario": options.scenario, "target": self.target.describe(), "options": options.__dict__,
             "population": {"subscribers": self.pop.subscribers, "slow": self.pop.slow, "churners": self.pop.churners,
                            "publishers": options.publishers, "rooms": len(self.controller.rooms),
                            "payload_pad_bytes": self.pop.pad_bytes, "steps": self.pop.steps},
@@ -274,8 +296,8 @@ class LoadRun:
             "leaks": tally.leaks, "malformed": tally.malformed, "unexpected_closes": tally.unexpected_closes,
             "slow_closed_by_server": tally.slow_closed_by_server, "uncounted_received": tally.uncounted_received,
             "churn_cycles": tally.churn_cycles,
-            "delivered_per_s": round(delivered / window_seconds, 1) if window_seconds else None,
-            "latency_ms": exact_percentiles(latencies[selected]),
+            "delivered_per_s": delivered_per_s,
+            "latency_ms": latency,
             "published": published, "scheduled": scheduled,
             "published_over_scheduled": round(published / scheduled, 4) if scheduled else None,
             "acked": sum(tally.acked.values()), "server_recipients": sum(tally.ack_recipients.values()),
@@ -289,7 +311,7 @@ class LoadRun:
                          "latency_ms": r.latency, "ok": r.ok} for r in results],
             "latency_over_time": latency_over_time(latencies, sent_at, record.windows[0].start) if record.windows else [],
             "errors": tally.errors, "notes": record.notes,
-            "verdict": {"ok": all(c.ok for c in checks), "checks": [c.as_dict() for c in checks]},
+            "verdict": {"ok": all(c.ok for c in checks), "checks": verdict_checks},
         }
         if steps is not None:
             summary["steps"] = steps

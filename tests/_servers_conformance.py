@@ -1,6 +1,6 @@
 """Servers that break one rule on purpose, for the conformance and contract tests. Each speaks real WebSocket/HTTP.
 
-    python tests/_servers_conformance.py raw [--accept-invalid-utf8] [--ignore-rsv] [--die-after N]
+    python tests/_servers_conformance.py raw [--accept-invalid-utf8] [--ignore-rsv] [--die-after N] [--port P]
         A WebSocket echo server on raw asyncio (RFC 6455 framing, fragmentation, ping/pong, closing handshake),
         optionally skipping UTF-8 validation or reserved-bit checks, or exiting when handshake N+1 arrives.
     python tests/_servers_conformance.py dut --fault NAME
@@ -63,7 +63,8 @@ def vhil(*args: str, timeout: float = 300.0, **options: Any) -> subprocess.Compl
 
 # ---- raw asyncio WebSocket echo server ------------------------------------------------------------------------
 class RawEchoServer:
-    def __init__(self, accept_invalid_utf8: bool, ignore_rsv: bool, die_after: int | None) -> None:
+    def __init__(self, accept_invalid_utf8: bool, ignore_rsv: bool, die_after: int | None, port: int = 0) -> None:
+        self.port = port
         self.accept_invalid_utf8 = accept_invalid_utf8
         self.ignore_rsv = ignore_rsv
         self.die_after = die_after
@@ -174,7 +175,7 @@ class RawEchoServer:
             writer.close()
 
     async def serve(self) -> None:
-        server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        server = await asyncio.start_server(self.handle, "127.0.0.1", self.port)
         print(f"listening on http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
         async with server:
             await server.serve_forever()
@@ -387,12 +388,13 @@ def main() -> None:
     raw.add_argument("--accept-invalid-utf8", action="store_true")
     raw.add_argument("--ignore-rsv", action="store_true")
     raw.add_argument("--die-after", type=int, default=None, metavar="N")
+    raw.add_argument("--port", type=int, default=0, help="0: a free one (give one to keep a url: target's name across runs)")
     dut = sub.add_parser("dut")
     dut.add_argument("--fault", required=True, choices=sorted(DUT_FAULTS))
     args = parser.parse_args()
     if args.kind == "raw":
         try:
-            asyncio.run(RawEchoServer(args.accept_invalid_utf8, args.ignore_rsv, args.die_after).serve())
+            asyncio.run(RawEchoServer(args.accept_invalid_utf8, args.ignore_rsv, args.die_after, args.port).serve())
         except KeyboardInterrupt:
             pass
     else:

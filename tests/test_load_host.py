@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hil.runinfo import summary_problems
 from test_load_faults import failed_checks, run_load
 
 
@@ -14,6 +15,8 @@ def test_fanout_on_host_delivers_everything_and_writes_reports(tmp_path: Path) -
                                      "--duration", "3", "--rate", "20")
     assert code == 0, output
     assert summary is not None and summary["verdict"]["ok"] is True
+    assert summary_problems(summary) == [] and summary["holds"] is True  # the one summary.json shape
+    assert summary["numbers"]["p95_ms"] == summary["latency_ms"]["p95"] and summary["numbers"]["delivered_per_s"] > 0
     assert summary["delivery_ratio"] == 1.0
     assert summary["expected"] == 20 * 60 and summary["delivered"] == 20 * 60
     assert summary["losses"] == summary["duplicates"] == summary["leaks"] == 0

@@ -17,6 +17,7 @@ from conformance.robustness import outputs
 from conformance.robustness.checks import CHECKS, KEEPALIVE_REQUESTS, CheckResult, Limits, judge_idle
 from conformance.robustness.wire import Answer
 from conformance.robustness.runner import Session, case_result
+from hil.runinfo import SUMMARY_FILE
 
 SPLIT_PROPERTIES = {"split.http-every-boundary", "split.handshake-every-boundary"}
 CONFORMANCE_SUMMARY_KEYS = {"status", "holds", "engine", "harness", "target", "target_health", "agent", "url", "argv",
@@ -100,7 +101,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
     assert run.returncode == 2, run.stdout + run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], run.stderr
-    assert outputs.SUMMARY_FILE not in {p.name for p in tmp_path.iterdir()}
+    assert SUMMARY_FILE not in {p.name for p in tmp_path.iterdir()}
 
 
 def test_idle_refusal_must_be_a_503_and_probes_may_be_refused_only_at_the_cap():

@@ -12,9 +12,9 @@ from conformance import outputs as conformance_outputs
 from conformance.baseline import Baseline, Verdict
 from conformance.results import NOT_RUN, CaseResult
 from conformance.robustness.checks import CHECKS, CheckResult, Limits
-from hil.artifacts import JUnitCase, atomic_write_json, write_junit
+from hil.artifacts import JUnitCase, write_junit
+from hil.runinfo import write_summary
 
-SUMMARY_FILE = conformance_outputs.SUMMARY_FILE
 JUNIT_FILE = conformance_outputs.JUNIT_FILE
 
 
@@ -49,14 +49,17 @@ def write_reports(out_dir: Path, results: list[CaseResult], verdict: Verdict, ba
     summary = conformance_outputs.summary(
         results, verdict, baseline, status=status, engine="robustness", engine_version=harness_version,
         agent=(target_health or {}).get("impl"), target=target, target_health=target_health,
-        wall_time_s=wall_time_s, selected=len(results), url=url, argv=argv)
+        wall_time_s=wall_time_s, selected=len(results), url=url, argv=argv, suite="robustness")
     summary["figures"] = figures(done)
+    summary["numbers"].update(summary["figures"])  # the index plots them over runs (write_summary keeps numbers only)
+    for case in summary["cases"]:
+        case["report"] = JUNIT_FILE  # a check's property and what was seen are in its JUnit test case
     summary["limits"] = asdict(limits)
     summary["checks"] = [{"name": r.name, "property": r.prop, "passed": r.passed, "message": r.message,
                           "seconds": round(r.seconds, 3)} for r in done]
     write_junit(out_dir / JUNIT_FILE, f"robustness {target.get('name')}", junit_cases(results, verdict, baseline),
                 wall_time_s)
-    atomic_write_json(out_dir / SUMMARY_FILE, summary)
+    write_summary(out_dir, **summary)
 
 
 def print_verdict(console: Console, verdict: Verdict, baseline: Baseline | None, out_dir: Path) -> int:

@@ -28,6 +28,7 @@ from hil.errors import SetupError
 from hil.targets import resolve_target
 from hil.targets.base import NETWORK
 from hil.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
+from hil.runinfo import start_run
 
 ROBUSTNESS_BASELINES_DIR = BASELINES_DIR / "robustness"
 SUITE = "robustness"
@@ -108,12 +109,14 @@ def run_robustness(target_name: str, out: Path | None = None, boards: Path | Non
     baseline = _baseline(target.name, baseline_path, no_baseline)
     out_dir = Path(out) if out else default_out_dir(target.name, SUITE)
     out_dir.mkdir(parents=True, exist_ok=True)
+    run_info = start_run(out_dir, SUITE, target.name)
     target.log_dir = out_dir / "target"
 
     with target:
         assert target.base_url is not None
         wait_reachable(target.base_url, SUITE_START_PROBE_TIMEOUT_S)
         health = get_json_object_or_none(target.http_url("/health"), HEALTH_TIMEOUT_S)
+        run_info.identify(health)
         if health is None:
             raise SetupError(f"target {target.name}: GET {target.http_url('/health')} gave no JSON; "
                              "the robustness suite needs the DUT app (docs/dut-app.md)")
