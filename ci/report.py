@@ -10,6 +10,7 @@ exits 1. index.html is static and stays small with hundreds of runs: per-case da
 from __future__ import annotations
 
 import argparse
+import calendar
 import hashlib
 import html
 import itertools
@@ -108,6 +109,15 @@ def _status(run: dict[str, Any], summary: dict[str, Any]) -> str:
     return "unfinished" if holds is None else "pass" if holds else "fail"
 
 
+def _seconds(run: dict[str, Any]) -> float | None:
+    """Wall time from run.json's start and end (whole seconds)."""
+    try:
+        started, finished = (calendar.timegm(time.strptime(run[key], "%Y-%m-%dT%H:%M:%SZ")) for key in ("started", "finished"))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return float(finished - started)
+
+
 def _cell_folders(run_dir: Path) -> Iterator[Path]:
     """Cell folders of a run: <run>/<target>/<suite>/ (also a run.json directly under <run>/ or <run>/<x>/)."""
     seen = set()
@@ -130,7 +140,7 @@ def load_run(run_dir: Path) -> list[Cell]:
         target = run.get("target") or (summary.get("target") or {}).get("name") or folder.parent.name
         suite = run.get("suite") or summary.get("suite") or folder.name
         cells[folder.resolve()] = Cell(run_dir.name, target, suite, _status(run, summary), folder,
-                                       run.get("started") or "", reason="", run=run, summary=summary)
+                                       run.get("started") or "", _seconds(run), run=run, summary=summary)
     for entry in matrix.get("cells", []):  # the matrix knows what it could not run, and each cell's exit status
         target = entry.get("board") or entry["target"]  # a cell sharded over a farm ran on, and is filed under, a board
         folder = run_dir / target_slug(target) / entry["suite"]
@@ -420,7 +430,9 @@ def _matrix(groups: list[dict[str, Any]]) -> str:
                 + (f' <span class="chip regressed">{len(group["regressions"])} regression(s)</span>' if group["regressions"] else "")
                 + f'<div class="num">{html.escape(counts)}</div><div class="num">{numbers}</div>'
                 f'<div class="muted">{html.escape(group["reason"] or "")}</div>'
-                f'<div class="muted">run {html.escape(group["latest_run"])}{" · " + html.escape(fw) if fw else ""}</div>'
+                f'<div class="muted">run {html.escape(group["latest_run"])}'
+                + (f' · {group["seconds"]:.0f} s' if group["seconds"] is not None else "")
+                + f'{" · " + html.escape(fw) if fw else ""}</div>'
                 f'<div class="muted">{others}</div></td>')
         rows.append(f"<tr><th>{html.escape(target)}</th>{''.join(cells)}</tr>")
     head = "".join(f"<th>{html.escape(s)}</th>" for s in suites)

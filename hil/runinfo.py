@@ -117,7 +117,7 @@ def finish_open_runs(exit_status: int) -> None:
         _open_runs.pop().finish(exit_status)
 
 
-def write_summary(out_dir: Path, *, suite: str, target: dict[str, Any], status: str, holds: bool | None,
+def write_summary(out_dir: Path, /, *, suite: str, target: dict[str, Any], status: str, holds: bool | None,
                   counts: dict[str, int], numbers: dict[str, float | int | None], cases: list[dict[str, Any]],
                   **details: Any) -> dict[str, Any]:
     """summary.json of one shape for every suite (module docstring); `details` are the suite's own extra keys."""

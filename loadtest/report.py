@@ -49,6 +49,15 @@ def write_plots(out_dir: Path, summary: dict[str, Any]) -> list[str]:
     return written
 
 
+def latency_axis_top(latencies: list[float | None], limit: float) -> tuple[float, bool]:
+    """The latency axis' top, scaled to the data, and whether the p95 limit is drawn in it: a limit far above the
+    measured latencies would flatten every line along zero, so it is then named in a corner instead."""
+    top = max((v for v in latencies if v is not None), default=1.0) * 1.15 or 1.0
+    if limit <= top * 1.5:
+        return max(top, limit * 1.05), True
+    return top, False
+
+
 def _percentile_plot(path: Path, xs: list[float], rows: list[dict[str, Any]], summary: dict[str, Any], xlabel: str,
                      title: str) -> str:
     """p50/p95/p99 against `xs` with the p95 limit drawn; saved through a temporary name (no half-written PNG)."""
@@ -58,15 +67,12 @@ def _percentile_plot(path: Path, xs: list[float], rows: list[dict[str, Any]], su
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(9, 4.5))
-    values = [row[key] for row in rows for key in ("p50", "p95", "p99") if row.get(key) is not None]
     for key in ("p50", "p95", "p99"):
         axis.plot(xs, [row[key] for row in rows], marker=".", label=key)
-    # scaled to the data: a limit far above the measured latencies would flatten every line along zero
-    top = max(values, default=1.0) * 1.15 or 1.0
     limit = summary["options"]["p95_ms"]
-    if limit <= top * 1.5:
+    top, limit_in_view = latency_axis_top([row.get(key) for row in rows for key in ("p50", "p95", "p99")], limit)
+    if limit_in_view:
         axis.axhline(limit, color="grey", linestyle="--", linewidth=1, label="p95 limit")
-        top = max(top, limit * 1.05)
     else:
         axis.annotate(f"p95 limit {limit:g} ms (above the plot)", xy=(0.99, 0.97), xycoords="axes fraction",
                       ha="right", va="top", color="grey")

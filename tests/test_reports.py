@@ -189,6 +189,14 @@ def test_index_renders_and_every_link_resolves_in_chromium(two_runs: Path, tmp_p
     assert screenshot.stat().st_size > 10_000
 
 
+def test_load_latency_plots_are_scaled_to_their_data() -> None:
+    from loadtest.report import latency_axis_top
+
+    assert latency_axis_top([2.0, 5.0, 8.0], limit=500) == (pytest.approx(9.2), False)  # not 0..500 with flat lines
+    assert latency_axis_top([200.0, 400.0, None], limit=450) == (pytest.approx(472.5), True)  # near: drawn
+    assert latency_axis_top([None], limit=500) == (pytest.approx(1.15), False)
+
+
 def test_an_empty_reports_root_is_a_setup_error(tmp_path: Path) -> None:
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "not-a-run").mkdir()

@@ -13,11 +13,10 @@ from _servers_conformance import REPO, running, vhil
 from _servers_robustness import HERE as ROBUSTNESS_SERVERS
 from conformance.baseline import Baseline
 from conformance.results import OK
-from conformance.robustness import outputs
 from conformance.robustness.checks import CHECKS, KEEPALIVE_REQUESTS, CheckResult, Limits, judge_idle
 from conformance.robustness.wire import Answer
 from conformance.robustness.runner import Session, case_result
-from hil.runinfo import SUMMARY_FILE
+from hil.runinfo import SUMMARY_FILE, summary_problems
 
 SPLIT_PROPERTIES = {"split.http-every-boundary", "split.handshake-every-boundary"}
 CONFORMANCE_SUMMARY_KEYS = {"status", "holds", "engine", "harness", "target", "target_health", "agent", "url", "argv",
@@ -40,6 +39,7 @@ def test_fails_naming_the_property_against_a_split_read_server(tmp_path):
     assert "FAILED" in last_line and "split.http-every-boundary" in last_line, last_line
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert CONFORMANCE_SUMMARY_KEYS <= set(summary), sorted(summary)
+    assert summary_problems(summary) == [] and summary["suite"] == "robustness"  # the one summary.json shape
     assert summary["status"] == "complete" and summary["holds"] is False
     assert SPLIT_PROPERTIES <= {regression.split(":")[0] for regression in summary["regressions"]}
     for figure in ("drip_close_s", "keepalive_requests_served", "idle_held_before_refusal", "flood_peak_mem_alloc"):
