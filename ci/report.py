@@ -78,12 +78,17 @@ class Cell:
     started: str = ""
     seconds: float | None = None
     reason: str = ""
+    shard: str = ""  # a matrix cell sharded over a farm: the target pattern it was run for (board:*)
     run: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return f"{self.target} / {self.suite}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.shard} on {self.key}" if self.shard else self.key
 
     def outcomes(self) -> dict[str, str]:
         return {case["id"]: case["outcome"] for case in self.summary.get("cases", []) if isinstance(case, dict)}
@@ -149,6 +154,7 @@ def load_run(run_dir: Path) -> list[Cell]:
             cell = cells[folder.resolve()] = Cell(run_dir.name, target, entry["suite"], entry["status"],
                                                   folder, matrix.get("started", ""))
         cell.status, cell.seconds, cell.reason = entry["status"], entry.get("seconds"), entry.get("reason", "")
+        cell.shard = entry["target"] if entry.get("board") else ""
     return sorted(cells.values(), key=lambda c: (c.target, c.suite))
 
 
@@ -282,7 +288,7 @@ def build_index(root: Path, runs: list[tuple[str, list[Cell]]]) -> dict[str, Any
         first = cells[0].run
         run_rows.append({"run_id": run_id, "started": min((c.started for c in cells if c.started), default=""),
                          "commit": first.get("commit"), "host": first.get("host"),
-                         "cells": [{"key": c.key, "status": c.status, "page": main_page(c, root),
+                         "cells": [{"key": c.label, "status": c.status, "page": main_page(c, root),
                                     "firmware": c.run.get("firmware")} for c in cells]})
     return {"generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "latest": runs[-1][0],
             "groups": groups, "runs": run_rows,
