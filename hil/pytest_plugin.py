@@ -12,6 +12,7 @@ the session goes on. A failed test's report (and so its JUnit <failure>) carries
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -76,8 +77,14 @@ class _TargetFixture:
             tgt.log_dir = Path(logs) / target_slug(target_name)
         elif tgt.has(SERIAL):  # the serial log is what failures attach: keep one even when no folder was named
             tgt.log_dir = request.getfixturevalue("tmp_path_factory").mktemp(target_slug(target_name))
-        with tgt:
+        # a wait for a busy board (its status line names the holder: hil/lock.py) shows while it happens
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            tgt.start()
+        try:
             yield tgt
+        finally:
+            tgt.stop()
 
 
 def _serial_target(target: Target) -> Any:

@@ -123,3 +123,18 @@ def test_the_board_records_an_overlap_when_two_clients_open_it(tmp_path: Path, b
     first.close()
     sessions = _sessions(tmp_path)
     assert len(sessions) == 1 and sessions[0].overlaps == 1, sessions
+
+
+def test_the_pytest_plugin_waits_for_a_busy_board_and_shows_the_holder(tmp_path: Path, board: SimulatedBoard) -> None:
+    first = _exec(tmp_path, "import time\ntime.sleep(8)\nprint('first done')")
+    _wait_until_holding(tmp_path, first)
+    suite = subprocess.run([sys.executable, "-m", "pytest", str(Path(__file__).resolve().parents[1] / "hil" / "tests"),
+                            "-q", "-p", "no:cacheprovider", "--target", f"board:{BOARD}", "--boards",
+                            str(tmp_path / "boards.toml"), "-k", "repl_responsiveness", "--lock-timeout", "60"],
+                           capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    first.communicate(timeout=60)
+    assert suite.returncode == 0, suite.stdout[-2000:] + suite.stderr[-2000:]
+    shown = suite.stdout + suite.stderr
+    assert f"waiting for board {BOARD}" in shown and f"held by pid {first.pid} on " in shown, shown[-2000:]
+    sessions = _sessions(tmp_path)
+    assert len(sessions) == 2 and all(s.overlaps == 0 for s in sessions), sessions
