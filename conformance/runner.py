@@ -19,7 +19,7 @@ from hil.errors import SetupError
 from hil.runinfo import start_run
 from hil.targets import Target, resolve_target
 from hil.targets.base import NETWORK
-from hil.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
+from hil.probe import HEALTH_TIMEOUT_S, SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
 from conformance import outputs
 from conformance.baseline import Baseline, Verdict, compare, default_baseline_path, load_baseline, write_baseline
 from conformance.engines import (CaseInfo, EngineRun, KosokuEngine, Selection, WstestEngine, case_catalogue, make_engine,
@@ -31,7 +31,6 @@ DEATH_PROBE_TIMEOUT_S = 3.0
 # case inside the engine; the reference host finishes the full suite in well under a minute.
 DEFAULT_TIMEOUT_S = {"host": 900.0, "url": 1800.0}
 OTHER_TARGETS_TIMEOUT_S = 3600.0
-HEALTH_TIMEOUT_S = 3.0
 PARTIAL_WRITE_INTERVAL_S = 1.0  # reports are rewritten at most this often while cases run (and always at the end)
 
 

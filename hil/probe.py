@@ -17,6 +17,7 @@ READY_LINE_PATTERN = r"listening on (http://[^\s/:]+:(\d+))"
 PROBE_TIMEOUT_S = 10.0
 SUITE_START_PROBE_TIMEOUT_S = 8.0  # a suite's unreachable-target error must come within 10 s of its start
 JSON_GET_TIMEOUT_S = 5.0
+HEALTH_TIMEOUT_S = 3.0  # /health for a report's facts: worth a short wait only
 
 
 def wait_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> None:

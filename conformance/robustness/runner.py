@@ -22,12 +22,11 @@ from conformance.robustness import outputs
 from conformance.robustness.checks import (CHECK_TIMEOUT_S, CHECKS, Check, CheckResult, Context, Limits, Outcome,
                                            served_again)
 from conformance.robustness.wire import Endpoint
-from conformance.runner import HEALTH_TIMEOUT_S
 from hil.artifacts import default_out_dir
 from hil.errors import SetupError
 from hil.targets import resolve_target
 from hil.targets.base import NETWORK
-from hil.probe import SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
+from hil.probe import HEALTH_TIMEOUT_S, SUITE_START_PROBE_TIMEOUT_S, get_json_object_or_none, wait_reachable
 from hil.runinfo import start_run
 
 ROBUSTNESS_BASELINES_DIR = BASELINES_DIR / "robustness"
