@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from _servers_conformance import running
+from _servers_conformance import REPO, running
 from hil.runinfo import RUN_FILE, summary_problems, write_summary
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -52,6 +52,24 @@ def test_a_standalone_run_is_indexed_with_its_metadata(tmp_path: Path) -> None:
     assert meta["exit_status"] == 0 and meta["started"] <= meta["finished"] and meta["host"]
     assert meta["commit"]  # the project's checkout
     assert summary_problems(json.loads((run_dir / "host" / "conformance" / "summary.json").read_text())) == []
+
+
+def test_a_hil_suite_run_brings_its_numbers_to_the_index(tmp_path: Path) -> None:
+    folder = tmp_path / "reports" / "20260101T000000Z-hil" / "sim" / "hil"  # as a matrix cell's folder
+    run = subprocess.run([sys.executable, "-m", "pytest", str(REPO / "hil" / "tests"), "--target", "sim", "-q",
+                          "-p", "no:cacheprovider", "-k", "boot_to_ready or repl_responsiveness", f"--report-dir={folder}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert summary_problems(json.loads((folder / "summary.json").read_text())) == []
+    assert json.loads((folder / RUN_FILE).read_text())["firmware"]["impl"] == "ViperHTTP-reference"  # the sim's /health
+    assert vhil("report", cwd=tmp_path).returncode == 0
+    (group,) = json.loads((tmp_path / "reports" / "index.json").read_text())["groups"]
+    assert (group["key"], group["status"], group["counts"]) == ("sim / hil", "pass", {"passed": 2})
+    assert group["numbers"]["boot_to_ready_s"] > 0 and group["numbers"]["exec_median_ms"] > 0  # its record_property
+    assert group["page"] == "20260101T000000Z-hil/sim/hil/hil.html"
+    page = (folder / "hil.html").read_text()
+    for case in json.loads((folder / "summary.json").read_text())["cases"]:
+        assert f'id="{case["report"].split("#")[1]}"' in page  # each case links to its own row
 
 
 @pytest.fixture(scope="module")
