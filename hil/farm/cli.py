@@ -96,6 +96,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                       "lock_wait_s": waits.get("lock_wait_s"), "sessions_per_board": result.sessions_per_board,
                       "overlaps": result.overlaps, "failed_jobs": [j.index for j in result.failed_jobs],
                       "cpu_s": result.cpu_s, "cores": result.cores, "load_avg_1m": result.load_avg_1m,
+                      "board_busy_fraction": result.board_busy_fraction,
                       "left_running": result.left_running}, indent=1))
     print(f"{'held' if result.ok else 'FAILED'}: {out / 'rehearsal.json'}, {out / 'rehearsal.png'}")
     for job in result.failed_jobs:

@@ -85,6 +85,7 @@ class Rehearsal:
     exporters: int = 0  # labgrid exporters, one per BOARDS_PER_EXPORTER boards
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
     load_avg_1m: float = 0.0
+    board_busy_fraction: float = 0.0  # the boards' session time over boards x wall time: near 1, boards were the limit
 
     @property
     def failed_jobs(self) -> list[JobResult]:
@@ -343,10 +344,14 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
 
 
 def _judge(result: Rehearsal, farm: Farm, work: Path) -> None:
+    busy = 0.0
     for name, (_, _, record) in farm.sims.items():
         sessions = read_sessions(record)
         result.sessions_per_board[name] = len(sessions)
         result.overlaps += sum(s.overlaps for s in sessions)
+        busy += sum(s.end - s.start for s in sessions if s.end is not None)
+    if result.wall_s:
+        result.board_busy_fraction = round(busy / (result.boards * result.wall_s), 3)
     leases = []
     try:
         leases = [json.loads(line) for line in (work / "leases.jsonl").read_text().splitlines() if line.strip()]
