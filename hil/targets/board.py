@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.errors import SetupError
-from hil.farm.places import PlaceLease
+from hil.farm.places import COORDINATOR_ENV, PlaceLease, coordinator_address
 from hil.inventory import Board, load_inventory
 from hil.lock import ExclusiveLock, append_lease_record, lock_timeout_s
+from hil.probe import wait_reachable
 from hil.serial.events import Addr2Line
 from hil.targets.serial import SerialTarget
 from hil.targets.base import FLASH, NETWORK, SERIAL, Availability
+
+
+COORDINATOR_PROBE_S = 2.0
 
 
 @dataclass
@@ -84,6 +88,13 @@ class BoardTarget(SerialTarget):
         port = self.board.port
         if port and not self.board.port_is_url and not Path(port).exists():
             return Availability(False, f"serial port {port} not present: plug board {self.board.id} in or fix `port` in the inventory")
+        if self.board.on_farm:
+            address = coordinator_address()
+            try:
+                wait_reachable(f"http://{address}", timeout=COORDINATOR_PROBE_S)
+            except SetupError:
+                return Availability(False, f"labgrid coordinator {address} not reachable: start it or set "
+                                           f"{COORDINATOR_ENV}=HOST:PORT")
         return Availability(True)
 
     def console_url(self) -> str:
