@@ -21,6 +21,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -503,7 +504,9 @@ async def schemathesis_keep_alive(server: Server, quick: bool) -> dict[str, Any]
     """schemathesis against /openapi.json with its default requests session (keep-alive)."""
     argv = ["schemathesis", "run", f"http://127.0.0.1:{server.port}/openapi.json", "--checks", "all",
             "--max-examples", "20" if quick else "200"]
-    result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=PHASE_TIMEOUT_S)
+    with tempfile.TemporaryDirectory() as scratch:  # schemathesis keeps a cache in its working directory
+        result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=scratch,
+                                         timeout=PHASE_TIMEOUT_S)
     tail = [line for line in result.stdout.splitlines() if "generated" in line or "issues" in line.lower()]
     return {"exit_code": result.returncode, "summary": [line.strip(" =") for line in tail][-2:]}
 
