@@ -1,16 +1,15 @@
 # The application API: ViperHTTP, Router, route decorators, dispatch of HTTP requests and WebSocket
-# connections, OpenAPI. MicroPython cannot introspect function signatures, so a handler is called with its
+# connections (OpenAPI: openapi.py). MicroPython cannot introspect function signatures, so a handler is called with its
 # path parameters as keyword arguments, and receives the Request first only when its route says
 # `with_request=True`.
 import asyncio
-import json
 
 from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
 from viperhttp.handshake import choose_subprotocol, is_upgrade_request
 from viperhttp.http import HTTPError, Limits
 from viperhttp.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from viperhttp.responses import HTMLResponse, JSONResponse, to_response
-from viperhttp.routing import CONVERTERS, match_path, openapi_path, parse_template
+from viperhttp.routing import match_path, parse_template
 from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT, Server, error_response
 from viperhttp.websocket import WebSocket
 
@@ -171,52 +170,19 @@ class ViperHTTP(Router):
             return
         await ws.finish()
 
-    # -- OpenAPI -------------------------------------------------------------------------------------------
+    # -- OpenAPI (built by viperhttp.openapi, imported by the first request for it) ----------------------------
     def openapi(self):
-        paths = {}
-        websockets = []
-        for route in self.routes:
-            if not route.include_in_schema:
-                continue
-            name = getattr(route.endpoint, "__name__", "handler")
-            if route.websocket:
-                websockets.append({
-                    "path": route.path,
-                    "summary": route.summary or name.replace("_", " "),
-                    "description": route.description or "",
-                    "tags": route.tags,
-                    "operationId": route.operation_id or name,
-                    "protocols": route.protocols,
-                })
-                continue
-            parameters = [
-                {"name": text, "in": "path", "required": True, "schema": {"type": CONVERTERS[converter][1]}}
-                for text, converter in route.segments if converter
-            ]
-            item = paths.setdefault(openapi_path(route.segments), {})
-            for method in route.methods:
-                item[method.lower()] = {
-                    "summary": route.summary or name.replace("_", " "),
-                    "description": route.description or "",
-                    "operationId": route.operation_id or "%s_%s" % (name, method.lower()),
-                    "tags": route.tags,
-                    "parameters": parameters,
-                    "responses": {"200": {"description": "Successful Response"}},
-                }
-        document = {
-            "openapi": "3.0.3",
-            "info": {"title": self.title, "version": self.version, "description": self.description},
-            "paths": paths,
-        }
-        if self.include_websocket_docs:
-            document["x-websocket"] = websockets
-        return document
+        from viperhttp.openapi import openapi_document
+
+        return openapi_document(self)
 
     async def _openapi_endpoint(self):
         return JSONResponse(self.openapi())
 
     async def _docs_endpoint(self):
-        return HTMLResponse(_DOCS_PAGE % (self.title, self.title, self.openapi_url, json.dumps(self.openapi())))
+        from viperhttp.openapi import docs_page
+
+        return HTMLResponse(docs_page(self))
 
     # -- running -------------------------------------------------------------------------------------------
     async def serve(self, host="0.0.0.0", port=80, advertise_host=None):
@@ -239,13 +205,3 @@ def _forbidden(server_header):
     return ("HTTP/1.1 403 Forbidden\r\nServer: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
             "Connection: close\r\n\r\n" % (server_header, len(body))).encode() + body
 
-
-_DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>%s - API docs</title>
-<style>body{font-family:sans-serif;margin:2em}code{background:#eee;padding:0 .3em}li{margin:.3em 0}</style>
-</head><body><h1>%s</h1><p>OpenAPI document: <a href="%s">openapi.json</a></p><ul id="ops"></ul>
-<script>
-var doc = %s, ops = document.getElementById("ops");
-function add(text){var li=document.createElement("li");li.textContent=text;ops.appendChild(li);}
-for (var p in doc.paths) for (var m in doc.paths[p]) add(m.toUpperCase()+" "+p+"  "+doc.paths[p][m].summary);
-(doc["x-websocket"]||[]).forEach(function(w){add("WEBSOCKET "+w.path+"  "+w.summary+(w.protocols.length?"  ["+w.protocols.join(", ")+"]":""));});
-</script></body></html>"""

@@ -1,12 +1,7 @@
 # Path templates with typed parameters: /items/{item_id:int}, /files/{rest:path}, /users/{name}.
 # Matching walks segments instead of using regular expressions: MicroPython's `re` has no named groups.
 
-CONVERTERS = {
-    "str": (str, "string"),
-    "int": (int, "integer"),
-    "float": (float, "number"),
-    "path": (str, "string"),
-}
+CONVERTERS = {"str": str, "int": int, "float": float, "path": str}
 
 
 def parse_template(path):
@@ -50,13 +45,10 @@ def match_path(segments, path):
         if not part:
             return None
         try:
-            params[text] = CONVERTERS[converter][0](part)
+            params[text] = CONVERTERS[converter](part)
         except ValueError:
             return None
     if len(parts) != len(segments):
         return None
     return params
 
-
-def openapi_path(segments):
-    return "/" + "/".join(("{%s}" % text) if converter else text for text, converter in segments)
