@@ -291,7 +291,7 @@ def test_sse_wire_format(dut_port: int) -> None:
 
 
 def test_sse_formatting_of_every_field() -> None:
-    from viperhttp.http import format_sse
+    from viperhttp.streaming import format_sse
 
     assert format_sse({"event": "e", "id": 5, "retry": 3000, "data": "a\nb"}) == b"event: e\nid: 5\nretry: 3000\ndata: a\ndata: b\n\n"
     assert format_sse({"data": {"k": 1}}) == b'data: {"k": 1}\n\n'

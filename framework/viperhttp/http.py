@@ -1,5 +1,5 @@
-# HTTP/1.1, sans-I/O: the request parser (a generator over ByteBuffer), response heads, chunked framing and
-# the Server-Sent Events wire format. The asyncio glue in server.py moves the bytes.
+# HTTP/1.1, sans-I/O: the request parser (a generator over ByteBuffer) and response heads (chunked framing and
+# Server-Sent Events are in streaming.py). The asyncio glue in server.py moves the bytes.
 import json
 
 from viperhttp.buffer import LimitExceeded
@@ -221,35 +221,3 @@ def response_head(status, headers):
     for name, value in headers:
         lines.append("%s: %s" % (name, value))
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def encode_chunk(data):
-    if not data:
-        return b""  # an empty chunk would end the body
-    return ("%x\r\n" % len(data)).encode() + data + b"\r\n"
-
-
-LAST_CHUNK = b"0\r\n\r\n"
-
-
-def format_sse(item):
-    """One Server-Sent Event: a dict with any of event/data/id/retry/comment, or a plain string as data."""
-    if not isinstance(item, dict):
-        item = {"data": item}
-    lines = []
-    if "comment" in item:
-        for part in str(item["comment"]).split("\n"):
-            lines.append(": " + part)
-    if "event" in item:
-        lines.append("event: " + str(item["event"]))
-    if "id" in item:
-        lines.append("id: " + str(item["id"]))
-    if "retry" in item:
-        lines.append("retry: %d" % int(item["retry"]))
-    if "data" in item:
-        data = item["data"]
-        if not isinstance(data, str):
-            data = json.dumps(data)
-        for part in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-            lines.append("data: " + part)
-    return ("\n".join(lines) + "\n\n").encode()

@@ -6,7 +6,7 @@ from viperhttp.buffer import ByteBuffer
 from viperhttp.compat import MICROPYTHON, ConnectionError, describe_exception, ticks_diff, ticks_ms
 from viperhttp.handshake import check_request
 from viperhttp.http import (
-    LAST_CHUNK, HTTPError, encode_chunk, format_sse, parse_request_head, read_body, response_head,
+    HTTPError, parse_request_head, read_body, response_head,
 )
 from viperhttp.responses import JSONResponse, StreamingResponse
 
@@ -233,29 +233,9 @@ async def write_response(writer, response, server_header, head_only=False, keep_
     reset ends the stream at once (False) instead of leaving it to a client that has gone."""
     headers = [("Server", server_header)]
     if isinstance(response, StreamingResponse):
-        headers.append(("Content-Type", response.media_type))
-        headers.append(("Transfer-Encoding", "chunked"))
-        for item in response.headers.items():
-            headers.append(item)
-        writer.write(response_head(response.status_code, headers))
-        await writer.drain()
-        if head_only:
-            return keep_alive
-        sender = asyncio.create_task(_send_stream(writer, response))
-        if reader is None:
-            await sender
-            return keep_alive
-        client_left = []
-        watcher = asyncio.create_task(_watch_client(reader, buf, sender, client_left))
-        try:
-            await sender
-        except asyncio.CancelledError:
-            if not client_left:
-                raise  # the server is being shut down
-            return False
-        finally:
-            watcher.cancel()
-        return keep_alive
+        from viperhttp.streaming import write_stream  # loaded by the first streamed response, not before
+
+        return await write_stream(writer, response, headers, head_only, keep_alive, reader, buf)
     body = response.body
     headers.append(("Content-Type", response.media_type))
     headers.append(("Content-Length", str(len(body))))
@@ -273,41 +253,6 @@ async def write_response(writer, response, server_header, head_only=False, keep_
         writer.write(body)
     await writer.drain()
     return keep_alive
-
-
-async def _send_stream(writer, response):
-    sse = response.media_type.startswith("text/event-stream")
-    items = response.content
-    is_async = hasattr(items, "__anext__") or hasattr(items, "__aiter__")
-    items = items.__aiter__() if is_async else iter(items)
-    while True:
-        # by hand rather than `async for`, because MicroPython has no async generators to mirror
-        try:
-            item = await items.__anext__() if is_async else next(items)
-        except (StopAsyncIteration, StopIteration):
-            break
-        data = format_sse(item) if sse else (item.encode("utf-8") if isinstance(item, str) else bytes(item))
-        writer.write(encode_chunk(data))
-        await writer.drain()
-    writer.write(LAST_CHUNK)
-    await writer.drain()
-
-
-async def _watch_client(reader, buf, sender, client_left):
-    """Read while a response streams. Bytes go to `buf` (up to one read beyond READ_SIZE, then reading stops and
-    the client's TCP window holds the rest); the client's end of stream or a reset cancels `sender`."""
-    try:
-        while buf.available() <= READ_SIZE:
-            data = await reader.read(READ_SIZE)
-            if not data:
-                break
-            buf.feed(data)
-        else:
-            return
-    except OSError:
-        pass
-    client_left.append(True)
-    sender.cancel()
 
 
 def error_response(exc):

@@ -3,7 +3,8 @@ on CPython and inside the MicroPython VM."""
 import unittest
 
 from viperhttp.buffer import ByteBuffer
-from viperhttp.http import HTTPError, Limits, encode_chunk, parse_request, response_head
+from viperhttp.http import HTTPError, Limits, parse_request, response_head
+from viperhttp.streaming import encode_chunk
 
 
 def parse(data, limits=None, pieces=1):
