@@ -8,11 +8,12 @@ if not hasattr(hashlib, "sha1"):
 
     class _HashlibWithSha1:
         """This VM's hashlib has no SHA-1 (a board's has), and Microdot's handshake needs it: lend it the
-        reference framework's fallback, loaded on the first handshake as the reference loads it."""
+        reference framework's pure-Python one (viperhttp/sha1.py, staged alone), loaded by the first handshake
+        as the reference loads it."""
 
         def __getattr__(self, name):
             if name == "sha1":
-                from viperhttp.compat import sha1
+                from viperhttp_sha1 import sha1
 
                 return sha1
             return getattr(hashlib, name)

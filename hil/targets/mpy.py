@@ -155,7 +155,7 @@ def app_modules(app: str) -> list[tuple[Path, str]]:
         package_dir = Path(microdot.__file__).resolve().parent
         peer = [(package_dir / name, f"microdot/{name}") for name in MICRODOT_MODULES]
         # the SHA-1 fallback this VM's hashlib lacks (a board's has it), lent to Microdot: see peer_microdot.py
-        sha1 = [item for item in framework_modules() if item[1] == "viperhttp/compat.py"]
+        sha1 = [(source, "viperhttp_sha1.py") for source, path in framework_modules() if path == "viperhttp/sha1.py"]
         return peer + sha1 + [(MICRODOT_APP, f"{APP_MODULE}.py")] + bridge
     raise SetupError(f"unknown app {app!r} for the mpy target: use one of {', '.join(APPS)}")
 
