@@ -1,11 +1,10 @@
 """The sans-I/O WebSocket core, unit by unit: every malformed input class gets its exact close code."""
 from __future__ import annotations
 
-import importlib
-
 import pytest
 
-from viperhttp import compat
+from viperhttp import compat, compat_cpython, utf8
+from viperhttp import protocol as protocol_module
 from viperhttp.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, encode_frame
 from viperhttp.protocol import BINARY, CLOSE, CLOSED, CLOSING, OPEN, TEXT, WebSocketProtocol
 from wsframes import client_frame, close_payload, parse_server_frames
@@ -197,14 +196,15 @@ def test_invalid_utf8_fails_before_the_rest_of_the_frame_arrives() -> None:
 # -- the portable fallbacks of the runtime seam, exercised on CPython --------------------------------------
 @pytest.fixture
 def micropython_seam(monkeypatch: pytest.MonkeyPatch):
-    """compat as MicroPython sees it: no codecs incremental decoder, byte-loop unmasking."""
-    monkeypatch.setattr(compat, "_utf8_incremental", None)
-    monkeypatch.setattr(compat, "MICROPYTHON", True)
+    """The framework with MicroPython's forms of the runtime seam: the validator's TextDecoder and byte-loop
+    unmasking (tests/test_core_in_vm.py runs them on MicroPython itself)."""
+    for module in (compat, protocol_module):
+        monkeypatch.setattr(module, "TextDecoder", utf8.TextDecoder)
+    monkeypatch.setattr(protocol_module, "unmask_bytes", compat.unmask_loop)
     yield compat
-    importlib.reload(compat)
 
 
-@pytest.mark.parametrize("size", [1, 3, compat.TRANSLATE_MIN - 1, compat.TRANSLATE_MIN, compat.TRANSLATE_MIN + 3, 70001])
+@pytest.mark.parametrize("size", [1, 3, compat_cpython.TRANSLATE_MIN - 1, compat_cpython.TRANSLATE_MIN, compat_cpython.TRANSLATE_MIN + 3, 70001])
 @pytest.mark.parametrize("offset", [0, 1, 2, 3])
 def test_unmask_paths_agree_with_the_definition(size: int, offset: int) -> None:
     data = bytes((i * 7 + 3) & 0xFF for i in range(size))
@@ -215,7 +215,7 @@ def test_unmask_paths_agree_with_the_definition(size: int, offset: int) -> None:
 def test_fallback_unmask_matches_the_fast_path(micropython_seam) -> None:
     data = bytes(range(256)) * 5 + b"tail"
     expected = bytes(b ^ (b"\x11\x22\x33\x44"[(i + 3) % 4]) for i, b in enumerate(data))
-    assert micropython_seam.unmask_bytes(data, b"\x11\x22\x33\x44", 3) == expected
+    assert compat.unmask_loop(data, b"\x11\x22\x33\x44", 3) == expected
 
 
 @pytest.mark.parametrize("name", [n for n in MALFORMED if "UTF-8" in n or "sequence" in n or "U+10FFFF" in n])
@@ -243,7 +243,7 @@ def test_validator_agrees_with_cpython_on_every_two_byte_prefix() -> None:
     for first in range(256):
         for second in range(256):
             data = bytes((first, second))
-            validator = compat.Utf8Validator()
+            validator = utf8.Utf8Validator()
             ok_prefix = validator.feed(data)
             try:
                 data.decode("utf-8")

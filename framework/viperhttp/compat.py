@@ -5,13 +5,6 @@ import sys
 MICROPYTHON = sys.implementation.name == "micropython"
 
 try:
-    import codecs
-
-    _utf8_incremental = codecs.getincrementaldecoder("utf-8")
-except (ImportError, AttributeError):  # MicroPython has no codecs module
-    _utf8_incremental = None
-
-try:
     ConnectionError = ConnectionError  # the builtin, where the runtime has it
 except NameError:  # MicroPython has none: the framework raises this one, an OSError as on CPython
 
@@ -41,150 +34,66 @@ except ImportError:  # some MicroPython builds (the WebAssembly port among them)
         return pure_python(data)
 
 
-_XOR_TABLES = {}  # mask byte -> translation table XOR-ing every byte with it (CPython path, built on demand)
-TRANSLATE_MIN = 4096  # below this, big-integer XOR is faster than four strided translations
-
-
-def _xor_table(key):
-    table = _XOR_TABLES.get(key)
-    if table is None:
-        table = _XOR_TABLES[key] = bytes(b ^ key for b in range(256))
-    return table
-
-
-def unmask_bytes(data, mask, offset=0):
-    """XOR `data` with the 4-byte `mask`, as if `data` started `offset` bytes into the masked payload."""
+def unmask_loop(data, mask, offset=0):
+    """unmask_bytes as a byte loop: MicroPython's form (big-integer XOR would need three payload-sized
+    temporaries on a board; this needs one)."""
     n = len(data)
     if not n:
         return b""
     shift = offset & 3
     if shift:
         mask = mask[shift:] + mask[:shift]
-    if MICROPYTHON:
-        # Big-integer XOR would need three payload-sized temporaries on a board; a byte loop needs one.
-        out = bytearray(data)
-        for i in range(n):
-            out[i] ^= mask[i & 3]
-        return bytes(out)
-    if n >= TRANSLATE_MIN:
-        # every 4th byte shares a mask byte: four C-speed translations instead of one big-integer round trip
-        out = bytearray(data)
-        for lane in range(4):
-            out[lane::4] = data[lane::4].translate(_xor_table(mask[lane]))
-        return bytes(out)
-    key = (mask * ((n >> 2) + 1))[:n]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+    out = bytearray(data)
+    for i in range(n):
+        out[i] ^= mask[i & 3]
+    return bytes(out)
 
 
-def _utf8_continuation_range(lead):
-    """(count of continuation bytes, lowest and highest allowed first continuation byte) for a lead byte,
-    or None when the byte cannot start a sequence (RFC 3629: no overlongs, surrogates or code points past U+10FFFF)."""
-    if 0xC2 <= lead <= 0xDF:
-        return 1, 0x80, 0xBF
-    if lead == 0xE0:
-        return 2, 0xA0, 0xBF
-    if lead == 0xED:
-        return 2, 0x80, 0x9F
-    if 0xE1 <= lead <= 0xEF:
-        return 2, 0x80, 0xBF
-    if lead == 0xF0:
-        return 3, 0x90, 0xBF
-    if lead == 0xF4:
-        return 3, 0x80, 0x8F
-    if 0xF1 <= lead <= 0xF3:
-        return 3, 0x80, 0xBF
-    return None
+if MICROPYTHON:
+    from viperhttp.utf8 import TextDecoder
+
+    unmask_bytes = unmask_loop
+
+    def default_max_connections():
+        """Connections served at once unless the app says otherwise: a board has a handful of sockets."""
+        return 10
+
+else:
+    from viperhttp.compat_cpython import TextDecoder, default_max_connections, unmask_bytes  # noqa: F401
 
 
-class Utf8Validator:
-    """Incremental UTF-8 validation that fails at the first byte that makes the input invalid."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.need = 0
-        self.lo = 0x80
-        self.hi = 0xBF
-
-    def feed(self, data):
-        """False as soon as `data` (continuing what came before) cannot be UTF-8."""
-        need, lo, hi = self.need, self.lo, self.hi
-        for byte in data:
-            if need:
-                if byte < lo or byte > hi:
-                    return False
-                need -= 1
-                lo, hi = 0x80, 0xBF
-            elif byte >= 0x80:
-                expect = _utf8_continuation_range(byte)
-                if expect is None:
-                    return False
-                need, lo, hi = expect
-        self.need, self.lo, self.hi = need, lo, hi
-        return True
-
-    def complete(self):
-        return self.need == 0
+# -- the stream a connection handler is given: asyncio's (CPython) and MicroPython's differ in shape ---------
+def stream_peer_gone(writer):
+    """Has the stream seen the connection end (CPython's transport knows; elsewhere a write fails)?"""
+    transport = getattr(writer, "transport", None)
+    is_closing = getattr(transport, "is_closing", None)
+    return is_closing is not None and is_closing()
 
 
-GATHER = 32
+def stream_backlog(writer):
+    """Bytes the stream holds that the operating system has not taken; None where the stream cannot tell."""
+    transport = getattr(writer, "transport", None)
+    if transport is not None and hasattr(transport, "get_write_buffer_size"):
+        return transport.get_write_buffer_size()  # CPython
+    out_buf = getattr(writer, "out_buf", None)  # MicroPython's asyncio stream
+    return None if out_buf is None else len(out_buf)
 
 
-class TextDecoder:
-    """Decodes a text message fragment by fragment, failing fast (ValueError) on invalid UTF-8.
+def abort_stream(writer):
+    """Drop the connection at once, discarding what is unsent."""
+    transport = getattr(writer, "transport", None)
+    if transport is not None:
+        transport.abort()  # CPython
+        return
+    sock = getattr(writer, "s", None)  # MicroPython's stream closes its socket only in wait_closed()
+    if sock is not None:
+        sock.close()
 
-    On CPython the codec's incremental decoder does the work; it defers judgement on an unfinished sequence
-    (a lone `ED A0` for instance), so the few pending bytes it holds are checked by the validator. MicroPython
-    has no incremental decoder: the validator checks every byte and the whole message is decoded at the end.
-    """
 
-    def __init__(self):
-        self._validator = Utf8Validator()
-        self._decoder = _utf8_incremental("strict") if _utf8_incremental else None
-        self._empty = b"" if self._decoder is None else ""
-        self._parts = []  # the latest pieces (str, or bytes on MicroPython)
-        self._runs = []  # earlier pieces, joined GATHER at a time: a message in many fragments costs no more
-
-    def _gather(self, piece):
-        parts = self._parts
-        parts.append(piece)
-        if len(parts) >= GATHER:
-            self._runs.append(self._empty.join(parts))
-            self._parts = []
-
-    def feed(self, data):
-        if self._decoder is None:
-            if not self._validator.feed(data):
-                raise ValueError("invalid UTF-8")
-            self._gather(data)
-            return
-        try:
-            self._gather(self._decoder.decode(data))
-        except UnicodeDecodeError:
-            raise ValueError("invalid UTF-8")
-        pending = self._decoder.getstate()[0]
-        if pending:
-            self._validator.reset()
-            if not self._validator.feed(pending):
-                raise ValueError("invalid UTF-8")
-
-    def finish(self):
-        """The decoded message; ValueError if it ends inside a sequence."""
-        parts = self._runs + self._parts
-        self._runs, self._parts = [], []
-        if self._decoder is None:
-            if not self._validator.complete():
-                raise ValueError("message ends inside a UTF-8 sequence")
-            self._validator.reset()
-            return b"".join(parts).decode("utf-8")
-        try:
-            parts.append(self._decoder.decode(b"", True))
-        except UnicodeDecodeError:
-            raise ValueError("message ends inside a UTF-8 sequence")
-        finally:
-            self._decoder.reset()
-        return "".join(parts)
+def end_stream_output(writer):
+    """Send our end of stream (half-close) where the stream can (CPython's); elsewhere nothing."""
+    if getattr(writer, "can_write_eof", None) is not None and writer.can_write_eof():
+        writer.write_eof()
 
 
 def decode_utf8(data):
@@ -209,22 +118,6 @@ def memory_info():
 
     gc.collect()
     return gc.mem_free(), gc.mem_alloc()
-
-
-def default_max_connections():
-    """Connections served at once unless the app says otherwise: 10 on MicroPython (a board has a handful of
-    sockets); on CPython what the open-files limit allows with a margin, at most 4096."""
-    if MICROPYTHON:
-        return 10
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError, ValueError):
-        return 1000
-    if soft == resource.RLIM_INFINITY:
-        return 4096
-    return max(1, min(4096, soft - 64))
 
 
 def describe_exception(exc):

@@ -3,7 +3,10 @@
 import asyncio
 
 from viperhttp.buffer import ByteBuffer
-from viperhttp.compat import MICROPYTHON, ConnectionError, describe_exception, ticks_diff, ticks_ms
+from viperhttp.compat import (
+    MICROPYTHON, abort_stream, ConnectionError, describe_exception, end_stream_output, stream_backlog,
+    stream_peer_gone, ticks_diff, ticks_ms,
+)
 from viperhttp.handshake import check_request
 from viperhttp.http import (
     HTTPError, parse_request_head, read_body, response_head,
@@ -90,7 +93,7 @@ class Transport:
             stuck = self._write_started is not None and ticks_diff(ticks_ms(), self._write_started) > SLOW_WRITER_GRACE_MS
             if stuck or self._pending_bytes > HARD_CAP_FACTOR * self.send_buffer_limit:
                 return False
-        if _peer_gone(self.writer):
+        if stream_peer_gone(self.writer):
             self.abort()  # writing on would only make asyncio log a warning per write
             return False
         if not self._busy:
@@ -100,7 +103,7 @@ class Transport:
             except OSError:  # MicroPython writes to the socket at once, so a reset peer shows up here
                 self.abort()
                 return False
-            if _backlog(self.writer) == 0:
+            if stream_backlog(self.writer) == 0:
                 return True  # all of it handed to the operating system
         else:
             for chunk in chunks:
@@ -129,7 +132,7 @@ class Transport:
                 self._write_started = ticks_ms()
                 await self.writer.drain()  # the backlog of bytes written straight to the stream
                 while self._pending:
-                    if _peer_gone(self.writer):
+                    if stream_peer_gone(self.writer):
                         raise ConnectionError("connection lost")
                     batch, self._pending = self._pending, []
                     self._pending_bytes = 0
@@ -158,7 +161,7 @@ class Transport:
         self._pending_bytes = 0
         self._wake.set()
         self._drained.set()
-        _abort_stream(self.writer)
+        abort_stream(self.writer)
 
     async def close(self):
         if not self.closed:
@@ -180,32 +183,6 @@ async def drain_input(reader, timeout_s):
         pass
 
 
-def _peer_gone(writer):
-    """Has the stream seen the connection end (CPython's transport knows; elsewhere a write fails)?"""
-    transport = getattr(writer, "transport", None)
-    is_closing = getattr(transport, "is_closing", None)
-    return is_closing is not None and is_closing()
-
-
-def _backlog(writer):
-    """Bytes the stream holds that the operating system has not taken; None where the stream cannot tell."""
-    transport = getattr(writer, "transport", None)
-    if transport is not None and hasattr(transport, "get_write_buffer_size"):
-        return transport.get_write_buffer_size()  # CPython
-    out_buf = getattr(writer, "out_buf", None)  # MicroPython's asyncio stream
-    return None if out_buf is None else len(out_buf)
-
-
-def _abort_stream(writer):
-    transport = getattr(writer, "transport", None)
-    if transport is not None:
-        transport.abort()  # CPython: discard the buffer and close at once
-        return
-    sock = getattr(writer, "s", None)  # MicroPython's stream closes its socket only in wait_closed()
-    if sock is not None:
-        sock.close()
-
-
 async def _close_stream(writer):
     try:
         writer.close()
@@ -218,8 +195,7 @@ async def _linger_close(reader, writer):
     """Close a connection the client may still be sending on: end our side first where the stream can
     (CPython), then discard its bytes until it closes or LINGER_S passes."""
     try:
-        if getattr(writer, "can_write_eof", None) is not None and writer.can_write_eof():
-            writer.write_eof()
+        end_stream_output(writer)
     except OSError:
         pass
     await drain_input(reader, LINGER_S)

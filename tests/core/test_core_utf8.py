@@ -2,7 +2,8 @@
 inside the MicroPython VM, whose own bytes.decode lets surrogates through."""
 import unittest
 
-from viperhttp.compat import TextDecoder, Utf8Validator, decode_utf8
+from viperhttp.compat import TextDecoder, decode_utf8
+from viperhttp.utf8 import Utf8Validator
 
 VALID = ("", "ascii", "κόσμε", "\u00e9\u4e2d", "\U0001f600", "\U0010ffff", "\ud7ff\ue000")
 INVALID = {
