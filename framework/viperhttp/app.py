@@ -5,13 +5,12 @@
 import asyncio
 
 from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
-from viperhttp.handshake import choose_subprotocol, is_upgrade_request
+from viperhttp.handshake import is_upgrade_request
 from viperhttp.http import HTTPError, Limits
 from viperhttp.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from viperhttp.responses import HTMLResponse, JSONResponse, to_response
 from viperhttp.routing import match_path, parse_template
 from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT, Server, error_response
-from viperhttp.websocket import WebSocket
 
 IMPLEMENTATION = "ViperHTTP-reference"
 VERSION = "0.1.0"
@@ -153,15 +152,13 @@ class ViperHTTP(Router):
             return error_response(HTTPError(405, "Method Not Allowed", {"Allow": ", ".join(allowed)}))
         return error_response(HTTPError(404, "Not Found"))
 
-    async def handle_websocket(self, route, request, key, transport, initial_data):
-        ws = WebSocket(request, transport, key, choose_subprotocol(request, route.protocols), self.server_header,
-                       self.max_message_size, initial_data)
+    async def handle_websocket(self, route, ws, transport):
         try:
-            result = route.endpoint(ws, **request.path_params)
+            result = route.endpoint(ws, **ws.path_params)
             if is_awaitable(result):
                 await result
         except Exception as exc:
-            self.log("websocket %s: handler raised %s" % (request.path, describe_exception(exc)))
+            self.log("websocket %s: handler raised %s" % (ws.path, describe_exception(exc)))
             if ws.accepted:
                 await ws.close(1011, "internal error")
         if not ws.accepted:  # the handler refused the connection

@@ -2,10 +2,6 @@
 # the owner feeds more and resumes them, so a parser never blocks and never touches a socket.
 
 
-class NeedMoreData(Exception):
-    pass
-
-
 class LimitExceeded(Exception):
     pass
 
@@ -41,9 +37,7 @@ class ByteBuffer:
             if self.eof:
                 raise EOFError("connection closed inside a frame")
             yield
-        start = self._pos
-        self._pos = start + n
-        return bytes(memoryview(self._buf)[start:self._pos])  # one copy, not a slice and then a copy
+        return self._take(self._pos + n)
 
     def read_some(self, limit):
         """Between 1 and `limit` bytes: whatever has arrived."""
@@ -51,9 +45,18 @@ class ByteBuffer:
             if self.eof:
                 raise EOFError("connection closed inside a frame")
             yield
-        start = self._pos
-        self._pos = min(len(self._buf), start + limit)
-        return bytes(memoryview(self._buf)[start:self._pos])
+        return self._take(min(len(self._buf), self._pos + limit))
+
+    def _take(self, end):
+        """The unread bytes up to `end`, consumed; once nothing is left unread the storage goes too, so an idle
+        connection holds no copy of its last message."""
+        data = bytes(memoryview(self._buf)[self._pos:end])  # one copy, not a slice and then a copy
+        if end == len(self._buf):
+            self._buf = bytearray()
+            self._pos = 0
+        else:
+            self._pos = end
+        return data
 
     def read_line(self, limit):
         """A line without its CRLF; LimitExceeded when none ends within `limit` bytes.

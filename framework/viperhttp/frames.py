@@ -1,5 +1,5 @@
-# WebSocket frames (RFC 6455 section 5): opcodes, close codes and the server-side encoder.
-# Decoding lives in protocol.py because it is interleaved with message assembly and fail-fast checks.
+# WebSocket frames (RFC 6455 section 5): opcodes, close codes, the client frame header parser and the server
+# frame encoder. Message assembly and its fail-fast checks live in protocol.py.
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -34,6 +34,34 @@ class ProtocolError(Exception):
 def close_code_is_valid(code):
     """May this code appear in a close frame on the wire? (RFC 6455 7.4 and the IANA registry.)"""
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def parse_frame_header(read_exact):
+    """Generator over `read_exact(n)` (a generator giving n bytes): the next client frame's header as
+    (fin, opcode, payload length, mask); ProtocolError (close code 1002) for one the RFC forbids."""
+    head = yield from read_exact(2)
+    first, second = head[0], head[1]
+    opcode = first & 0x0F
+    if first & 0x70:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
+    if opcode not in KNOWN_OPCODES:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode %d" % opcode)
+    if not second & 0x80:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "client frame not masked")
+    length = second & 0x7F
+    if opcode >= OP_CLOSE:
+        if not first & 0x80:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
+        if length > MAX_CONTROL_PAYLOAD:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes")
+    if length == 126:
+        length = int.from_bytes((yield from read_exact(2)), "big")
+    elif length == 127:
+        length = int.from_bytes((yield from read_exact(8)), "big")
+        if length >> 63:
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "payload length with the most significant bit set")
+    mask = yield from read_exact(4)
+    return first & 0x80, opcode, length, mask
 
 
 def encode_frame(opcode, payload, fin=True):

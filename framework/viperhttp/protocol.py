@@ -16,9 +16,9 @@
 from viperhttp.buffer import ByteBuffer
 from viperhttp.compat import MICROPYTHON, ConnectionError, TextDecoder, decode_utf8, unmask_bytes
 from viperhttp.frames import (
-    CLOSE_INVALID_DATA, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG, KNOWN_OPCODES,
-    MAX_CONTROL_PAYLOAD, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ProtocolError,
-    close_code_is_valid, encode_close_payload, encode_frame,
+    CLOSE_INVALID_DATA, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
+    OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ProtocolError,
+    close_code_is_valid, encode_close_payload, encode_frame, parse_frame_header,
 )
 
 TEXT = "text"
@@ -51,7 +51,7 @@ class WebSocketProtocol:
         self._message_size = 0
         self._fragments = 0
         self._message_parts = []  # binary: [the first chunk] or [it, one bytearray gathering all]
-        self._text = TextDecoder()
+        self._text = None  # the TextDecoder of the text message being received, only while there is one
 
     # -- input -------------------------------------------------------------------------------------------
     def receive_data(self, data):
@@ -118,29 +118,11 @@ class WebSocketProtocol:
         buf = self._buffer
         yield
         while True:
-            head = yield from buf.read_exact(2)
-            first, second = head[0], head[1]
-            fin = first & 0x80
-            opcode = first & 0x0F
-            if first & 0x70:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
-            if opcode not in KNOWN_OPCODES:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode %d" % opcode)
-            if not second & 0x80:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "client frame not masked")
-            length = second & 0x7F
-            if opcode >= OP_CLOSE:
-                if not fin:
-                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
-                if length > MAX_CONTROL_PAYLOAD:
-                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes")
-            if length == 126:
-                length = int.from_bytes((yield from buf.read_exact(2)), "big")
-            elif length == 127:
-                length = int.from_bytes((yield from buf.read_exact(8)), "big")
-                if length >> 63:
-                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "payload length with the most significant bit set")
-            mask = yield from buf.read_exact(4)
+            while not buf.available():  # idle between frames, with no reader generator held open
+                if buf.eof:
+                    raise EOFError("connection closed")
+                yield
+            fin, opcode, length, mask = yield from parse_frame_header(buf.read_exact)
             if opcode >= OP_CLOSE:
                 payload = unmask_bytes((yield from buf.read_exact(length)), mask)
                 if self._control_frame(opcode, payload):
@@ -165,6 +147,7 @@ class WebSocketProtocol:
                         if len(parts) == 1:
                             parts.append(bytearray(parts[0]))
                         parts[1] += chunk
+            chunk = None  # the message is the application's now: an idle connection must not keep it alive
             if fin and self._finish_message():
                 yield  # pause until the application takes the message
 
@@ -178,6 +161,8 @@ class WebSocketProtocol:
             self._message_opcode = opcode
             self._message_size = 0
             self._fragments = 0
+            if opcode == OP_TEXT:
+                self._text = TextDecoder()
         self._fragments += 1
         if self._fragments > self.max_fragments:
             raise ProtocolError(CLOSE_TOO_BIG, "message in more than %d fragments" % self.max_fragments)
@@ -191,6 +176,7 @@ class WebSocketProtocol:
                 event = (TEXT, self._text.finish())
             except ValueError:
                 raise ProtocolError(CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence")
+            self._text = None
         else:
             parts = self._message_parts
             event = (BINARY, b"" if not parts else parts[0] if len(parts) == 1 else bytes(parts[1]))

@@ -7,11 +7,12 @@ from viperhttp.compat import (
     MICROPYTHON, abort_stream, ConnectionError, describe_exception, end_stream_output, stream_backlog,
     stream_peer_gone, ticks_diff, ticks_ms,
 )
-from viperhttp.handshake import check_request
+from viperhttp.handshake import check_request, choose_subprotocol
 from viperhttp.http import (
     HTTPError, parse_request_head, read_body, response_head,
 )
 from viperhttp.responses import JSONResponse, StreamingResponse
+from viperhttp.websocket import WebSocket
 
 READ_SIZE = 65536
 KEEP_ALIVE_IDLE_S = 30  # a connection silent this long between requests (or inside a body) is closed quietly
@@ -47,10 +48,9 @@ class Transport:
         self._pending_bytes = 0
         self._write_started = None  # ticks_ms() when the write in progress began
         self._busy = False  # the writer task has bytes to write or a backlog to drain: new bytes must queue
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._writer_task = asyncio.create_task(self._write_loop())
+        # The writer task and its events start with the first backlog: a connection whose writes the stream
+        # takes at once (most of them, most of the time) never pays for them.
+        self._wake = self._drained = None
 
     @property
     def client(self):
@@ -110,6 +110,9 @@ class Transport:
                 self._pending.append(chunk)
                 self._pending_bytes += len(chunk)
         self._busy = True
+        if self._wake is None:
+            self._wake, self._drained = asyncio.Event(), asyncio.Event()
+            asyncio.create_task(self._write_loop())
         self._drained.clear()
         self._wake.set()
         return True
@@ -159,15 +162,17 @@ class Transport:
         self.closed = True
         self._pending = []
         self._pending_bytes = 0
-        self._wake.set()
-        self._drained.set()
+        if self._wake is not None:
+            self._wake.set()
+            self._drained.set()
         abort_stream(self.writer)
 
     async def close(self):
         if not self.closed:
             await self.flush()
         self.closed = True
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
         await _close_stream(self.writer)
 
 
@@ -258,19 +263,13 @@ class Server:
                 pass
             await _linger_close(reader, writer)
             return
-        self.connections += 1
-        try:
-            await self._serve(reader, writer)
-        finally:
-            self.connections -= 1
-
-    async def _serve(self, reader, writer):
         buf = ByteBuffer()
         try:
             peer = writer.get_extra_info("peername")
         except (AttributeError, OSError):
             peer = None
         linger = False
+        self.connections += 1
         try:
             while True:
                 request = await self._read_request(reader, buf, peer)
@@ -280,7 +279,10 @@ class Server:
                 if route is not None:
                     key = check_request(request)  # an HTTPError here is answered below, before any upgrade
                     transport = Transport(reader, writer, self.app.send_buffer_limit)
-                    await self.app.handle_websocket(route, request, key, transport, buf.take_rest())
+                    ws = WebSocket(request, transport, key, choose_subprotocol(request, route.protocols),
+                                   self.app.server_header, self.app.max_message_size, buf.take_rest())
+                    request = buf = peer = None  # for the connection's life: the WebSocket keeps what it needs
+                    await self.app.handle_websocket(route, ws, transport)
                     return
                 head_only = request.method == "HEAD"
                 response = await self.app.handle_http(request)
@@ -299,6 +301,7 @@ class Server:
         except Exception as exc:  # a bug must not take the server down; say what it was
             self.app.log("connection error: " + describe_exception(exc))
         finally:
+            self.connections -= 1
             if linger:
                 await _linger_close(reader, writer)
             else:

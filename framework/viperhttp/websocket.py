@@ -29,11 +29,10 @@ class WebSocket:
         self.subprotocol = None
         self.accepted = False
         self._transport = transport
-        self._key = key
-        self._offered_subprotocol = offered_subprotocol
-        self._server_header = server_header
+        self._handshake = (key, offered_subprotocol, server_header)  # until accept() has answered it
         self._protocol = WebSocketProtocol(max_message_size)
-        self._initial_data = initial_data
+        if initial_data:  # frames the client sent right behind its request: parsed now, taken after accept()
+            self._protocol.receive_data(initial_data)
         self._messages = []
         self._close_message = None
         self._close_reason = ""
@@ -47,14 +46,14 @@ class WebSocket:
         """Complete the handshake; `subprotocol` defaults to the one negotiated from the route's protocols."""
         if self.accepted:
             return
+        key, offered_subprotocol, server_header = self._handshake
         if subprotocol is None:
-            subprotocol = self._offered_subprotocol
-        await self._transport.send([accept_response(self._key, subprotocol, self._server_header)])
+            subprotocol = offered_subprotocol
+        await self._transport.send([accept_response(key, subprotocol, server_header)])
         self.accepted = True
         self.subprotocol = subprotocol
-        if self._initial_data:
-            self._feed(self._initial_data)
-            self._initial_data = b""
+        self._handshake = None
+        self._take_from_protocol()  # what the frames sent with the request caused (a pong, say) goes out now
 
     async def receive(self):
         """The next message: {"type": "text", "text": ...}, {"type": "bytes", "bytes": ...} or
@@ -62,7 +61,8 @@ class WebSocket:
         if not self.accepted:
             raise RuntimeError("call accept() before receive()")
         if not self._messages:
-            self._feed(None)  # frames already buffered come first
+            self._protocol.receive_data(b"")  # frames already buffered come first
+            self._take_from_protocol()
         while not self._messages:
             if self._close_message is not None:
                 return dict(self._close_message)
@@ -70,14 +70,17 @@ class WebSocket:
         return self._messages.pop(0)
 
     def _feed(self, data):
-        """Parse `data` (b"" from the transport means end of stream)."""
-        protocol = self._protocol
-        if data is None:
-            protocol.receive_data(b"")
-        elif data:
-            protocol.receive_data(data)
+        """Hand the protocol what the transport read: bytes, or b"" for the client's end of stream (one meaning
+        per value, as the protocol's receive_data/receive_eof have)."""
+        if data:
+            self._protocol.receive_data(data)
         else:
-            protocol.receive_eof()
+            self._protocol.receive_eof()
+        self._take_from_protocol()
+
+    def _take_from_protocol(self):
+        """Send the replies the protocol has made and queue the messages it has parsed."""
+        protocol = self._protocol
         replies = protocol.data_to_send()
         if replies:
             # one byte string for all the replies a read caused (a read of pings makes thousands of pongs),
