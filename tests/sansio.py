@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from viperhttp.buffer import ByteBuffer
-from viperhttp.http import HTTPError, Limits, parse_request
+from viperhttp.http import HTTPException, Limits, parse_request
 from viperhttp.protocol import WebSocketProtocol
 
 
@@ -30,7 +30,7 @@ def parse_http_stream(reads: Iterable[bytes], limits: Limits | None = None) -> l
                 next(parser)
         except StopIteration as done:
             request = done.value
-        except HTTPError as exc:
+        except HTTPException as exc:
             results.append(("error", exc.status))
             return results
         if request is None:

@@ -17,7 +17,7 @@ from sansio import parse_http_stream, run_websocket_stream
 from strategies import bounded, client_frames, http_request, http_stream, mutated, reads_of
 from viperhttp.buffer import ByteBuffer
 from viperhttp.handshake import check_request
-from viperhttp.http import HTTPError, Limits, parse_request
+from viperhttp.http import HTTPException, Limits, parse_request
 from wsframes import parse_server_frames
 
 FUZZ = bounded(200)
@@ -64,7 +64,7 @@ def test_http_parser_raises_only_http_errors_in_bounded_time(data: Any) -> None:
         for result in results:
             if result[0] == "error":
                 assert 400 <= result[1] <= 505
-    # every request that parses gets a verdict from the handshake check: a key or an HTTPError, nothing else
+    # every request that parses gets a verdict from the handshake check: a key or an HTTPException, nothing else
     buf = ByteBuffer()
     buf.feed(stream)
     buf.feed_eof()
@@ -73,12 +73,12 @@ def test_http_parser_raises_only_http_errors_in_bounded_time(data: Any) -> None:
         next(parse_request(buf, Limits()))
     except StopIteration as done:
         request = done.value
-    except HTTPError:
+    except HTTPException:
         pass
     if request is not None:
         try:
             timed(partial(check_request, request))
-        except HTTPError:
+        except HTTPException:
             pass
 
 

@@ -5,8 +5,9 @@
 import asyncio
 
 from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
+from viperhttp.frames import CLOSE_INTERNAL_ERROR
 from viperhttp.handshake import is_upgrade_request
-from viperhttp.http import HTTPError, Limits
+from viperhttp.http import HTTPException, Limits
 from viperhttp.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from viperhttp.responses import HTMLResponse, JSONResponse, to_response
 from viperhttp.routing import match_path, parse_template
@@ -105,7 +106,7 @@ class ViperHTTP(Router):
         print(line)
 
     def websocket_route_for(self, request):
-        """The WebSocket route this request is for, None for plain HTTP; HTTPError(404) for an upgrade
+        """The WebSocket route this request is for, None for plain HTTP; HTTPException(404) for an upgrade
         request to a path without a WebSocket route."""
         ws_route = None
         http_match = False
@@ -121,7 +122,7 @@ class ViperHTTP(Router):
                 http_match = True
         if is_upgrade_request(request):
             if ws_route is None:
-                raise HTTPError(404, "no WebSocket route at " + request.path)
+                raise HTTPException(404, "no WebSocket route at " + request.path)
             return ws_route
         return None if http_match else ws_route
 
@@ -143,14 +144,14 @@ class ViperHTTP(Router):
                 if is_awaitable(result):
                     result = await result
                 return to_response(result)
-            except HTTPError as exc:
+            except HTTPException as exc:
                 return error_response(exc)
             except Exception as exc:
                 self.log("%s %s: handler raised %s" % (request.method, request.path, describe_exception(exc)))
                 return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
         if allowed:
-            return error_response(HTTPError(405, "Method Not Allowed", {"Allow": ", ".join(allowed)}))
-        return error_response(HTTPError(404, "Not Found"))
+            return error_response(HTTPException(405, "Method Not Allowed", {"Allow": ", ".join(allowed)}))
+        return error_response(HTTPException(404, "Not Found"))
 
     async def handle_websocket(self, route, ws, transport):
         try:
@@ -160,7 +161,7 @@ class ViperHTTP(Router):
         except Exception as exc:
             self.log("websocket %s: handler raised %s" % (ws.path, describe_exception(exc)))
             if ws.accepted:
-                await ws.close(1011, "internal error")
+                await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
         if not ws.accepted:  # the handler refused the connection
             await transport.send([_forbidden(self.server_header)])
             await transport.close()

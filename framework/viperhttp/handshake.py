@@ -2,7 +2,7 @@
 import binascii
 
 from viperhttp.compat import sha1
-from viperhttp.http import HTTPError
+from viperhttp.http import HTTPException
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SUPPORTED_VERSION = "13"
@@ -23,19 +23,19 @@ def is_upgrade_request(request):
 
 
 def check_request(request):
-    """Raise HTTPError with the status the request earns, or return the client's key."""
+    """Raise HTTPException with the status the request earns, or return the client's key."""
     headers = request.headers
     if request.method != "GET":
-        raise HTTPError(405, "WebSocket handshake must use GET", {"Allow": "GET"})
+        raise HTTPException(405, "WebSocket handshake must use GET", {"Allow": "GET"})
     if request.version != "HTTP/1.1":
-        raise HTTPError(400, "WebSocket handshake needs HTTP/1.1")
+        raise HTTPException(400, "WebSocket handshake needs HTTP/1.1")
     if "websocket" not in header_tokens(headers.get("upgrade", "")):
-        raise HTTPError(426, "this endpoint speaks WebSocket only",
+        raise HTTPException(426, "this endpoint speaks WebSocket only",
                         {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": SUPPORTED_VERSION})
     if "upgrade" not in header_tokens(headers.get("connection", "")):
-        raise HTTPError(400, "Connection header lacks the upgrade token")
+        raise HTTPException(400, "Connection header lacks the upgrade token")
     if headers.get("sec-websocket-version", "").strip() != SUPPORTED_VERSION:
-        raise HTTPError(426, "unsupported Sec-WebSocket-Version", {"Sec-WebSocket-Version": SUPPORTED_VERSION})
+        raise HTTPException(426, "unsupported Sec-WebSocket-Version", {"Sec-WebSocket-Version": SUPPORTED_VERSION})
     key = headers.get("sec-websocket-key", "").strip()
     try:
         # bytes, not str: micropython-lib's pure-Python binascii (the WebAssembly port's) only takes bytes;
@@ -44,7 +44,7 @@ def check_request(request):
     except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors; MicroPython raises ValueError
         decoded = b""
     if len(decoded) != 16 or len(key) != 24:
-        raise HTTPError(400, "Sec-WebSocket-Key must be 16 bytes in base64")
+        raise HTTPException(400, "Sec-WebSocket-Key must be 16 bytes in base64")
     return key
 
 

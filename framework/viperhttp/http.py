@@ -15,7 +15,7 @@ STATUS_PHRASES = {
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 
 
-class HTTPError(Exception):
+class HTTPException(Exception):
     """An HTTP error response: status, detail (JSON body `{"detail": ...}`), extra headers."""
 
     def __init__(self, status, detail=None, headers=None):
@@ -58,7 +58,7 @@ def unquote(text):
     try:
         return decode_utf8(bytes(out))
     except ValueError:
-        raise HTTPError(400, "percent-encoding is not UTF-8")
+        raise HTTPException(400, "percent-encoding is not UTF-8")
 
 
 def parse_query(query):
@@ -120,12 +120,12 @@ def _content_length(value):
     for part in value.split(","):
         part = part.strip()
         if not part or len(part) > 18:
-            raise HTTPError(400, "Content-Length must be ASCII digits")
+            raise HTTPException(400, "Content-Length must be ASCII digits")
         for char in part:
             if char < "0" or char > "9":
-                raise HTTPError(400, "Content-Length must be ASCII digits")
+                raise HTTPException(400, "Content-Length must be ASCII digits")
         if length is not None and int(part) != length:
-            raise HTTPError(400, "conflicting Content-Length values")
+            raise HTTPException(400, "conflicting Content-Length values")
         length = int(part)
     return length
 
@@ -145,64 +145,64 @@ def parse_request_head(buf, limits, client=None):
         try:
             line = yield from buf.read_line(limits.max_request_line)
         except LimitExceeded:
-            raise HTTPError(414, "request line too long")
+            raise HTTPException(414, "request line too long")
         except EOFError:
             if buf.available():
-                raise HTTPError(400, "connection closed inside the request line")
+                raise HTTPException(400, "connection closed inside the request line")
             return None
         if line:
             break  # RFC 9112 2.2: ignore empty lines before a request line
     parts = line.split(b" ")
     if len(parts) != 3:
-        raise HTTPError(400, "malformed request line")
+        raise HTTPException(400, "malformed request line")
     for byte in parts[1]:
         if byte < 0x21 or byte == 0x7F:
-            raise HTTPError(400, "control character in the request target")
+            raise HTTPException(400, "control character in the request target")
     try:
         method, target, version = decode_utf8(parts[0]), decode_utf8(parts[1]), decode_utf8(parts[2])
     except ValueError:
-        raise HTTPError(400, "request line is not UTF-8")
+        raise HTTPException(400, "request line is not UTF-8")
     if not version.startswith("HTTP/1.") or not method.isalpha() or not method.isupper() or not target:
-        raise HTTPError(400, "malformed request line")
+        raise HTTPException(400, "malformed request line")
     if version not in ("HTTP/1.0", "HTTP/1.1"):
-        raise HTTPError(505, "unsupported HTTP version")
+        raise HTTPException(505, "unsupported HTTP version")
     headers = {}
     count = 0
     while True:
         try:
             line = yield from buf.read_line(limits.max_header_line)
         except LimitExceeded:
-            raise HTTPError(431, "header line too long")
+            raise HTTPException(431, "header line too long")
         except EOFError:
-            raise HTTPError(400, "connection closed inside the headers")
+            raise HTTPException(400, "connection closed inside the headers")
         if not line:
             break
         count += 1
         if count > limits.max_headers:
-            raise HTTPError(431, "too many header fields")
+            raise HTTPException(431, "too many header fields")
         name, sep, value = line.partition(b":")
         if not sep or not is_token(name):
-            raise HTTPError(400, "malformed header line: the field name must be a token followed by a colon")
+            raise HTTPException(400, "malformed header line: the field name must be a token followed by a colon")
         if b"\x00" in value or b"\r" in value or b"\n" in value:
-            raise HTTPError(400, "NUL, CR or LF in a header value")
+            raise HTTPException(400, "NUL, CR or LF in a header value")
         try:
             name = decode_utf8(name).lower()
             value = decode_utf8(value.strip(b" \t"))
         except ValueError:
-            raise HTTPError(400, "header is not UTF-8")
+            raise HTTPException(400, "header is not UTF-8")
         if name == "host" and name in headers:
-            raise HTTPError(400, "more than one Host header")
+            raise HTTPException(400, "more than one Host header")
         headers[name] = headers[name] + ", " + value if name in headers else value
     if version == "HTTP/1.1" and "host" not in headers:
-        raise HTTPError(400, "HTTP/1.1 request without a Host header")
+        raise HTTPException(400, "HTTP/1.1 request without a Host header")
     request = Request(method, target, version, headers, client)
     if "transfer-encoding" in headers:
-        raise HTTPError(501, "chunked request bodies are not supported")
+        raise HTTPException(501, "chunked request bodies are not supported")
     length = headers.get("content-length")
     if length is not None:
         request.content_length = _content_length(length)
         if request.content_length > limits.max_body:
-            raise HTTPError(413, "body over %d bytes" % limits.max_body)
+            raise HTTPException(413, "body over %d bytes" % limits.max_body)
     return request
 
 
@@ -212,7 +212,7 @@ def read_body(buf, request):
         try:
             request.body = yield from buf.read_exact(request.content_length)
         except EOFError:
-            raise HTTPError(400, "connection closed inside the body")
+            raise HTTPException(400, "connection closed inside the body")
 
 
 def response_head(status, headers):

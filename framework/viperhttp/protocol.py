@@ -16,7 +16,7 @@
 from viperhttp.buffer import ByteBuffer
 from viperhttp.compat import MICROPYTHON, ConnectionError, TextDecoder, decode_utf8, unmask_bytes
 from viperhttp.frames import (
-    CLOSE_INVALID_DATA, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
+    CLOSE_ABNORMAL, CLOSE_INVALID_DATA, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG,
     OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, ProtocolError,
     close_code_is_valid, encode_close_payload, encode_frame, parse_frame_header,
 )
@@ -229,6 +229,6 @@ class WebSocketProtocol:
 
     def _connection_lost(self):
         if self.state == OPEN:
-            self.close_code = 1006
-            self._events.append((CLOSE, 1006, ""))
+            self.close_code = CLOSE_ABNORMAL
+            self._events.append((CLOSE, CLOSE_ABNORMAL, ""))
         self.state = CLOSED

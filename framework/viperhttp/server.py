@@ -9,7 +9,7 @@ from viperhttp.compat import (
 )
 from viperhttp.handshake import check_request, choose_subprotocol
 from viperhttp.http import (
-    HTTPError, parse_request_head, read_body, response_head,
+    HTTPException, parse_request_head, read_body, response_head,
 )
 from viperhttp.responses import JSONResponse, StreamingResponse
 from viperhttp.websocket import WebSocket
@@ -257,7 +257,7 @@ class Server:
         if self.connections >= self.app.max_connections:
             self.refused += 1
             try:
-                await write_response(writer, error_response(HTTPError(503, "too many connections", {"Retry-After": "1"})),
+                await write_response(writer, error_response(HTTPException(503, "too many connections", {"Retry-After": "1"})),
                                      self.app.server_header, keep_alive=False)
             except OSError:
                 pass
@@ -277,7 +277,7 @@ class Server:
                     break
                 route = self.app.websocket_route_for(request)
                 if route is not None:
-                    key = check_request(request)  # an HTTPError here is answered below, before any upgrade
+                    key = check_request(request)  # an HTTPException here is answered below, before any upgrade
                     transport = Transport(reader, writer, self.app.send_buffer_limit)
                     ws = WebSocket(request, transport, key, choose_subprotocol(request, route.protocols),
                                    self.app.server_header, self.app.max_message_size, buf.take_rest())
@@ -290,7 +290,7 @@ class Server:
                                             reader, buf):
                     linger = True
                     break
-        except HTTPError as exc:
+        except HTTPException as exc:
             linger = True
             try:
                 await write_response(writer, error_response(exc), self.app.server_header, keep_alive=False)
@@ -309,7 +309,7 @@ class Server:
 
     async def _read_request(self, reader, buf, peer):
         """The next request with its body; None when the client ends the connection (or stays silent for
-        KEEP_ALIVE_IDLE_S) before starting one; HTTPError(408) when it starts one but has not finished the
+        KEEP_ALIVE_IDLE_S) before starting one; HTTPException(408) when it starts one but has not finished the
         head within the limits' head_timeout_s."""
         head_timeout_s = self.limits.head_timeout_s
         parser = parse_request_head(buf, self.limits, peer)
@@ -335,7 +335,7 @@ class Server:
         except asyncio.TimeoutError:
             if started is None:
                 return None
-            raise HTTPError(408, "request head not complete within %d s" % head_timeout_s)
+            raise HTTPException(408, "request head not complete within %d s" % head_timeout_s)
         if request is not None and request.content_length:
             await _run_parser(reader, buf, read_body(buf, request))
         return request

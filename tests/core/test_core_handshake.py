@@ -8,7 +8,7 @@ from viperhttp.handshake import (
     check_request,
     choose_subprotocol,
 )
-from viperhttp.http import HTTPError, Request
+from viperhttp.http import HTTPException, Request
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 1.3's example
 
@@ -45,7 +45,7 @@ class Handshake(unittest.TestCase):
             ("key not ASCII", upgrade_request(sec_websocket_key="\u00e9" * 24), 400),
         ]
         for name, request, status in cases:
-            with self.assertRaises(HTTPError, msg=name) as caught:
+            with self.assertRaises(HTTPException, msg=name) as caught:
                 check_request(request)
             self.assertEqual(caught.exception.status, status, name)
 

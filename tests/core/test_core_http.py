@@ -3,7 +3,7 @@ on CPython and inside the MicroPython VM."""
 import unittest
 
 from viperhttp.buffer import ByteBuffer
-from viperhttp.http import HTTPError, Limits, parse_request, response_head
+from viperhttp.http import HTTPException, Limits, parse_request, response_head
 from viperhttp.streaming import encode_chunk
 
 
@@ -71,7 +71,7 @@ class RequestParser(unittest.TestCase):
             ("closed inside the body", b"POST / HTTP/1.1\r\nHost: d\r\nContent-Length: 9\r\n\r\nabc", 400),
         ]
         for name, data, status in cases:
-            with self.assertRaises(HTTPError, msg=name) as caught:
+            with self.assertRaises(HTTPException, msg=name) as caught:
                 parse(data, small)
             self.assertEqual(caught.exception.status, status, name)
 
