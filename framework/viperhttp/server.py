@@ -216,7 +216,7 @@ async def write_response(writer, response, server_header, head_only=False, keep_
     if isinstance(response, StreamingResponse):
         from viperhttp.streaming import write_stream  # loaded by the first streamed response, not before
 
-        return await write_stream(writer, response, headers, head_only, keep_alive, reader, buf)
+        return await write_stream(writer, response, headers, head_only, keep_alive, reader, buf, READ_SIZE)
     body = response.body
     headers.append(("Content-Type", response.media_type))
     headers.append(("Content-Length", str(len(body))))

@@ -4,11 +4,11 @@ import asyncio
 import json
 
 from viperhttp.http import response_head
-from viperhttp.server import READ_SIZE
 
 
-async def write_stream(writer, response, headers, head_only, keep_alive, reader, buf):
-    """server.write_response for a StreamingResponse (its docstring says the rest)."""
+async def write_stream(writer, response, headers, head_only, keep_alive, reader, buf, read_size):
+    """server.write_response for a StreamingResponse (its docstring says the rest); the client is read
+    `read_size` bytes at a time meanwhile."""
     headers.append(("Content-Type", response.media_type))
     headers.append(("Transfer-Encoding", "chunked"))
     for item in response.headers.items():
@@ -22,7 +22,7 @@ async def write_stream(writer, response, headers, head_only, keep_alive, reader,
         await sender
         return keep_alive
     client_left = []
-    watcher = asyncio.create_task(_watch_client(reader, buf, sender, client_left))
+    watcher = asyncio.create_task(_watch_client(reader, buf, sender, client_left, read_size))
     try:
         await sender
     except asyncio.CancelledError:
@@ -52,12 +52,12 @@ async def _send_stream(writer, response):
     await writer.drain()
 
 
-async def _watch_client(reader, buf, sender, client_left):
-    """Read while a response streams. Bytes go to `buf` (up to one read beyond READ_SIZE, then reading stops and
+async def _watch_client(reader, buf, sender, client_left, read_size):
+    """Read while a response streams. Bytes go to `buf` (up to one read beyond read_size, then reading stops and
     the client's TCP window holds the rest); the client's end of stream or a reset cancels `sender`."""
     try:
-        while buf.available() <= READ_SIZE:
-            data = await reader.read(READ_SIZE)
+        while buf.available() <= read_size:
+            data = await reader.read(read_size)
             if not data:
                 break
             buf.feed(data)
