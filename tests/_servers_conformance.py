@@ -206,18 +206,18 @@ def _fault_close_code_going_away(dut: Any) -> None:
 
 
 def _fault_subprotocol_none(dut: Any) -> None:
-    import viperhttp.server as server_module
+    import viperhttp.app as app_module
 
-    server_module.choose_subprotocol = lambda request, supported: None
+    app_module.choose_subprotocol = lambda request, supported: None
 
 
 def _fault_subprotocol_first_offered(dut: Any) -> None:
-    import viperhttp.server as server_module
+    import viperhttp.app as app_module
 
     def choose(request: Any, supported: list[str]) -> str:
         offered = [p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
         return offered[0] if offered else "mqtt"
-    server_module.choose_subprotocol = choose
+    app_module.choose_subprotocol = choose
 
 
 def _chat_endpoint(dut: Any, deliver: Callable[[Any, Any, str, dict], Any]) -> None:

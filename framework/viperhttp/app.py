@@ -6,12 +6,13 @@ import asyncio
 
 from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
 from viperhttp.frames import CLOSE_INTERNAL_ERROR
-from viperhttp.handshake import is_upgrade_request
+from viperhttp.handshake import choose_subprotocol, is_upgrade_request
 from viperhttp.http import HTTPException, Limits
 from viperhttp.protocol import DEFAULT_MAX_MESSAGE_SIZE
 from viperhttp.responses import HTMLResponse, JSONResponse, to_response
 from viperhttp.routing import match_path, parse_template
 from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT, Server, error_response
+from viperhttp.websocket import WebSocket
 
 IMPLEMENTATION = "ViperHTTP-reference"
 VERSION = "0.1.0"
@@ -152,6 +153,12 @@ class ViperHTTP(Router):
         if allowed:
             return error_response(HTTPException(405, "Method Not Allowed", {"Allow": ", ".join(allowed)}))
         return error_response(HTTPException(404, "Not Found"))
+
+    def websocket_for(self, route, request, transport, key, initial_data):
+        """The WebSocket a route's handler gets for an upgrade request (the server lets go of the request, and
+        of the buffer the request was parsed from, once it has this)."""
+        return WebSocket(request, transport, key, choose_subprotocol(request, route.protocols), self.server_header,
+                         self.max_message_size, initial_data)
 
     async def handle_websocket(self, route, ws, transport):
         try:

@@ -7,12 +7,11 @@ from viperhttp.compat import (
     MICROPYTHON, abort_stream, ConnectionError, describe_exception, end_stream_output, stream_backlog,
     stream_peer_gone, ticks_diff, ticks_ms,
 )
-from viperhttp.handshake import check_request, choose_subprotocol
+from viperhttp.handshake import check_request
 from viperhttp.http import (
     HTTPException, parse_request_head, read_body, response_head,
 )
 from viperhttp.responses import JSONResponse, StreamingResponse
-from viperhttp.websocket import WebSocket
 
 READ_SIZE = 65536
 KEEP_ALIVE_IDLE_S = 30  # a connection silent this long between requests (or inside a body) is closed quietly
@@ -279,8 +278,7 @@ class Server:
                 if route is not None:
                     key = check_request(request)  # an HTTPException here is answered below, before any upgrade
                     transport = Transport(reader, writer, self.app.send_buffer_limit)
-                    ws = WebSocket(request, transport, key, choose_subprotocol(request, route.protocols),
-                                   self.app.server_header, self.app.max_message_size, buf.take_rest())
+                    ws = self.app.websocket_for(route, request, transport, key, buf.take_rest())
                     request = buf = peer = None  # for the connection's life: the WebSocket keeps what it needs
                     await self.app.handle_websocket(route, ws, transport)
                     return

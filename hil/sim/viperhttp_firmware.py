@@ -35,8 +35,8 @@ from viperhttp import app as core_app
 from viperhttp import responses as core_responses
 from viperhttp.frames import OP_BINARY, OP_TEXT, encode_frame
 from viperhttp.handshake import choose_subprotocol
-from viperhttp.http import HTTPError
-from viperhttp.routing import openapi_path
+from viperhttp.http import HTTPException as CoreHTTPException
+from viperhttp.openapi import openapi_path
 from viperhttp.server import Server
 from viperhttp.websocket import WebSocket as CoreWebSocket
 
@@ -51,7 +51,7 @@ _OPENAPI_ONLY = ("responses", "name", "request_body", "deprecated", "deps")
 _state: dict[str, Any] = {"app": None, "request": None}
 
 
-class HTTPException(HTTPError):
+class HTTPException(CoreHTTPException):
     def __init__(self, status_code: int = 500, detail: Any = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(status_code, detail, headers)
 
@@ -132,10 +132,13 @@ class ViperHTTP(core_app.ViperHTTP):
                     for name, kind in spec.items()]
         return document
 
-    async def handle_websocket(self, route: Any, request: Any, key: str, transport: Any, initial_data: bytes) -> None:
+    def websocket_for(self, route: Any, request: Any, transport: Any, key: str, initial_data: bytes) -> Any:
         core = CoreWebSocket(request, transport, key, choose_subprotocol(request, route.protocols), self.server_header,
                              self.max_message_size, initial_data)
-        ws = FirmwareWebSocket(core, request)
+        return FirmwareWebSocket(core, request)
+
+    async def handle_websocket(self, route: Any, ws: Any, transport: Any) -> None:
+        core, request = ws._core, ws.request
         try:
             result = route.endpoint(ws, **request.path_params)
             if inspect.isawaitable(result):
@@ -356,6 +359,13 @@ class BuiltinModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 def install(fs_root: Path) -> None:
     """Make the firmware's modules the board's: the reference framework this module is built on stays loaded
     for it, but the name `viperhttp` is the firmware's from now on."""
+    # Modules the reference imports on first use (its OpenAPI document, streamed responses) stay registered under
+    # their names: once `viperhttp` is the firmware's, they could not be found as its submodules any more.
+    import viperhttp.openapi  # noqa: F401
+    import viperhttp.streaming  # noqa: F401
+
+    lazily_loaded = ("viperhttp.openapi", "viperhttp.streaming")
     for name in [n for n in sys.modules if n == "viperhttp" or n.startswith("viperhttp.")]:
-        del sys.modules[name]
+        if name not in lazily_loaded:
+            del sys.modules[name]
     sys.meta_path.insert(0, BuiltinModules(fs_root))
