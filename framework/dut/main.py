@@ -22,7 +22,7 @@ else:
 CONFIG_FILE = "dut_config.json"
 SSE_MAX_EVENTS = 1000
 SSE_MAX_INTERVAL_MS = 60000
-SSE_PARAMETERS = ("count", "interval_ms")
+SSE_PARAMETERS = (("count", SSE_MAX_EVENTS), ("interval_ms", SSE_MAX_INTERVAL_MS))  # name, largest value
 
 
 def _load_config():

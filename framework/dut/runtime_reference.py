@@ -28,31 +28,35 @@ def ws_query(ws):
     return ws.query_params
 
 
-def get_with_query(app, path, names):
-    """Register a GET handler that takes the query parameters `names` as keyword arguments."""
+def get_with_query(app, path, params):
+    """Register a GET handler that takes the query parameters `params` ((name, largest value) pairs: integers
+    from 0, anything else answered 422) as keyword arguments."""
     def decorator(handler):
         def with_query(request):
             query = request.query_params
-            return handler(**dict((name, query[name]) for name in names if name in query))
+            return handler(**dict((name, query[name]) for name, _ in params if name in query))
         try:
             with_query.__name__ = handler.__name__  # OpenAPI names the operation after it
         except AttributeError:
             pass  # MicroPython functions take no attributes
         app.get(path, with_request=True)(with_query)
-        _declare_query(app, path, names)
+        _declare_query(app, path, params)
         return handler
     return decorator
 
 
-def _declare_query(app, path, names):
-    # The reference's routes have no query spec yet, so its OpenAPI document is completed here.
+def _declare_query(app, path, params):
+    # The reference's routes have no query spec yet, so its OpenAPI document is completed here: the bounds and
+    # the 422 are declared, so a schema-valid request is never refused and the refusal is documented.
     build = app.openapi
 
     def openapi():
         document = build()
         for operation in document["paths"].get(path, {}).values():
             operation["parameters"] = operation["parameters"] + [
-                {"name": name, "in": "query", "required": False, "schema": {"type": "integer"}} for name in names]
+                {"name": name, "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 0, "maximum": largest}} for name, largest in params]
+            operation["responses"]["422"] = {"description": "a query parameter is out of range"}
         return document
     app.openapi = openapi
 

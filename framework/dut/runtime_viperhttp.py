@@ -34,11 +34,11 @@ def ws_query(ws):
     return ws.request.query_params
 
 
-def get_with_query(app, path, names):
+def get_with_query(app, path, params):
     """The firmware passes query parameters as keyword arguments; `query=` declares them (and documents
     them in OpenAPI)."""
     def decorator(handler):
-        app.get(path, query=dict((name, int) for name in names))(handler)
+        app.get(path, query=dict((name, int) for name, _ in params))(handler)
         return handler
     return decorator
 
