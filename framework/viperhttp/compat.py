@@ -50,7 +50,13 @@ def unmask_loop(data, mask, offset=0):
 
 
 if MICROPYTHON:
-    from viperhttp.utf8 import TextDecoder
+
+    def TextDecoder():
+        """utf8.TextDecoder, loaded by the first text message or non-ASCII field: an app that gets neither never
+        pays for the validator."""
+        from viperhttp.utf8 import TextDecoder as validating_decoder
+
+        return validating_decoder()
 
     unmask_bytes = unmask_loop
 
@@ -97,7 +103,12 @@ def end_stream_output(writer):
 
 
 def decode_utf8(data):
-    """Strict UTF-8 on both runtimes (MicroPython's bytes.decode lets surrogates through); ValueError if not."""
+    """Strict UTF-8 on both runtimes; ValueError if not. CPython's decoder is strict; MicroPython's lets
+    surrogates through, so there anything beyond ASCII (the text is shorter than the bytes) goes to the
+    validator too."""
+    text = str(data, "utf-8")
+    if not MICROPYTHON or len(text) == len(data):
+        return text
     decoder = TextDecoder()
     decoder.feed(data)
     return decoder.finish()
