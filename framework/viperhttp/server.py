@@ -7,9 +7,8 @@ from viperhttp.compat import (
     MICROPYTHON, abort_stream, ConnectionError, describe_exception, end_stream_output, stream_backlog,
     stream_peer_gone, ticks_diff, ticks_ms,
 )
-from viperhttp.handshake import check_request
 from viperhttp.http import (
-    HTTPException, parse_request_head, read_body, response_head,
+    HTTPException, check_request, parse_request_head, read_body, response_head,
 )
 from viperhttp.responses import JSONResponse, StreamingResponse
 

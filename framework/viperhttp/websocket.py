@@ -3,7 +3,7 @@ import asyncio
 import json
 
 from viperhttp.frames import CLOSE_NORMAL
-from viperhttp.handshake import accept_response
+from viperhttp.http import accept_response
 from viperhttp.protocol import BINARY, CLOSE, CLOSED, OPEN, TEXT, WebSocketProtocol
 
 CLOSING_TIMEOUT_S = 5

@@ -2,7 +2,7 @@
 (where hashlib has no SHA-1 and binascii is micropython-lib's)."""
 import unittest
 
-from viperhttp.handshake import (
+from viperhttp.http import (
     accept_key,
     accept_response,
     check_request,
