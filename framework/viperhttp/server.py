@@ -8,9 +8,8 @@ from viperhttp.compat import (
     stream_peer_gone, ticks_diff, ticks_ms,
 )
 from viperhttp.http import (
-    HTTPException, check_request, parse_request_head, read_body, response_head,
+    HTTPException, JSONResponse, StreamingResponse, check_request, parse_request_head, read_body, response_head,
 )
-from viperhttp.responses import JSONResponse, StreamingResponse
 
 READ_SIZE = 65536
 KEEP_ALIVE_IDLE_S = 30  # a connection silent this long between requests (or inside a body) is closed quietly

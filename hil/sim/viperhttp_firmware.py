@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from viperhttp import app as core_app
-from viperhttp import responses as core_responses
+from viperhttp import http as core_http
 from viperhttp.frames import OP_BINARY, OP_TEXT, encode_frame
 from viperhttp.http import HTTPException as CoreHTTPException
 from viperhttp.http import choose_subprotocol
@@ -322,8 +322,8 @@ def _populate(module: types.ModuleType) -> None:
     if name == "viperhttp":
         module.__dict__.update(
             ViperHTTP=ViperHTTP, HTTPException=HTTPException, current_request=current_request, active_app=active_app,
-            Response=core_responses.Response, JSONResponse=core_responses.JSONResponse,
-            StreamingResponse=core_responses.StreamingResponse)
+            Response=core_http.Response, JSONResponse=core_http.JSONResponse,
+            StreamingResponse=core_http.StreamingResponse)
     elif name == "viperhttp_ws":
         import viperhttp  # the board's: the built-in one this finder made
 
