@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from _servers_conformance import REPO, running
+from hil.probe import free_tcp_port
 from hil.runinfo import RUN_FILE, summary_problems, write_summary
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,12 +25,6 @@ CASES = ("1.1.1", "3.1")  # 3.1 (RSV bits) fails once the server stops checking 
 def vhil(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "hil", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "COLUMNS": "200"})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_standalone_run_is_indexed_with_its_metadata(tmp_path: Path) -> None:
@@ -76,7 +70,7 @@ def test_a_hil_suite_run_brings_its_numbers_to_the_index(tmp_path: Path) -> None
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """reports/ with two conformance runs against one url: target (3.1 breaks in the second) and a contract run."""
     work = tmp_path_factory.mktemp("two-runs")
-    port = free_port()
+    port = free_tcp_port()
     target = f"url:ws://127.0.0.1:{port}"
     for server_args, expected in ((("raw",), 0), (("raw", "--ignore-rsv"), 1)):
         with running(*server_args, "--port", str(port)):
