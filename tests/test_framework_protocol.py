@@ -5,8 +5,10 @@ import pytest
 
 from viperhttp import compat, compat_cpython, utf8
 from viperhttp import protocol as protocol_module
-from viperhttp.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, encode_frame
-from viperhttp.protocol import BINARY, CLOSE, CLOSED, CLOSING, OPEN, TEXT, WebSocketProtocol
+from viperhttp.protocol import (
+    BINARY, CLOSE, CLOSED, CLOSING, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, OPEN, TEXT,
+    WebSocketProtocol, encode_frame,
+)
 from wsframes import client_frame, close_payload, parse_server_frames
 
 

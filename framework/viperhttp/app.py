@@ -5,11 +5,10 @@
 import asyncio
 
 from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
-from viperhttp.frames import CLOSE_INTERNAL_ERROR
 from viperhttp.http import (
     HTMLResponse, HTTPException, JSONResponse, Limits, choose_subprotocol, is_upgrade_request, to_response,
 )
-from viperhttp.protocol import DEFAULT_MAX_MESSAGE_SIZE
+from viperhttp.protocol import CLOSE_INTERNAL_ERROR, DEFAULT_MAX_MESSAGE_SIZE
 from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT, Server, error_response
 from viperhttp.websocket import WebSocket
 

@@ -9,7 +9,7 @@
 import asyncio
 import json
 
-from viperhttp.frames import OP_TEXT, encode_frame
+from viperhttp.protocol import OP_TEXT, encode_frame
 
 
 class ConnectionManager:

@@ -2,9 +2,8 @@
 import asyncio
 import json
 
-from viperhttp.frames import CLOSE_NORMAL
 from viperhttp.http import accept_response
-from viperhttp.protocol import BINARY, CLOSE, CLOSED, OPEN, TEXT, WebSocketProtocol
+from viperhttp.protocol import BINARY, CLOSE, CLOSE_NORMAL, CLOSED, OPEN, TEXT, WebSocketProtocol
 
 CLOSING_TIMEOUT_S = 5
 

@@ -33,10 +33,10 @@ from typing import Any, Callable
 
 from viperhttp import app as core_app
 from viperhttp import http as core_http
-from viperhttp.frames import OP_BINARY, OP_TEXT, encode_frame
 from viperhttp.http import HTTPException as CoreHTTPException
 from viperhttp.http import choose_subprotocol
 from viperhttp.openapi import openapi_path
+from viperhttp.protocol import OP_BINARY, OP_TEXT, encode_frame
 from viperhttp.server import Server
 from viperhttp.websocket import WebSocket as CoreWebSocket
 

@@ -2,7 +2,7 @@
 (tests/test_core_in_vm.py): unittest only, nothing either runtime lacks."""
 import unittest
 
-from viperhttp.frames import (
+from viperhttp.protocol import (
     OP_BINARY,
     OP_CLOSE,
     OP_TEXT,

@@ -3,15 +3,13 @@ close code. Runs on CPython and inside the MicroPython VM (where unmasking and U
 import unittest
 
 from viperhttp.compat import ConnectionError, unmask_bytes  # MicroPython has no builtin one
-from viperhttp.frames import (
+from viperhttp.protocol import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,
     OP_PING,
     OP_PONG,
     OP_TEXT,
-)
-from viperhttp.protocol import (
     BINARY,
     CLOSE,
     CLOSED,
