@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import ctypes.util
+import functools
 import os
 import re
 import signal
@@ -120,15 +121,24 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     The signal fires when the thread that started the child ends, so only children started from a thread that
     lives as long as the run (the main thread) should ask for it.
     """
-    def arm() -> None:
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
+    prctl = _prctl()
+
+    def arm() -> None:  # runs in the child between fork and exec: no look-ups, no subprocesses there
+        if prctl is None:
             return  # not Linux: atexit and the signal handlers still stop it on every other exit
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent_pid:  # the parent died before the signal was armed
             os._exit(1)
     return arm
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, found once in the parent (find_library runs ldconfig: too slow and unsafe after fork)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def stop_all() -> None:

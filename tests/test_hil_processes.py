@@ -43,14 +43,16 @@ def start(args: list[str]) -> subprocess.Popen[str]:
                             text=True, start_new_session=True)
 
 
-def wait_for_children(proc: subprocess.Popen[str], timeout: float = 20) -> list[int]:
+def wait_for_children(proc: subprocess.Popen[str], timeout: float = 20, running: str = "") -> list[int]:
+    """The run's child processes, once there is one (whose command line contains `running`, if given: a child
+    seen between fork and exec still has the parent's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         kids = children_of(proc.pid)
-        if kids:
+        if any(running in _cmdline(pid) for pid in kids):
             return kids
         time.sleep(0.1)
-    raise AssertionError("the run started no child process")
+    raise AssertionError(f"the run started no child process {running}".rstrip())
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
@@ -84,8 +86,7 @@ def test_run_on_sim_leaves_nothing_behind(stop_signal: int) -> None:
 def test_monitor_on_qemu_microbit_ctrl_c_stops_qemu() -> None:
     proc = start(["hil", "monitor", "--target", "qemu-microbit"])
     try:
-        qemu_pids = wait_for_children(proc)
-        assert any("qemu-system-arm" in Path(f"/proc/{pid}/cmdline").read_text() for pid in qemu_pids)
+        qemu_pids = wait_for_children(proc, running="qemu-system-arm")
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 130
