@@ -6,7 +6,6 @@ from viperhttp.app import IMPLEMENTATION, VERSION, Route, Router, ViperHTTP
 from viperhttp.http import (
     HTMLResponse, HTTPException, JSONResponse, PlainTextResponse, Request, Response, StreamingResponse,
 )
-from viperhttp.manager import ConnectionManager
-from viperhttp.websocket import WebSocket, WebSocketDisconnect
+from viperhttp.websocket import ConnectionManager, WebSocket, WebSocketDisconnect
 
 __version__ = VERSION
