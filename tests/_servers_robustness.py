@@ -25,13 +25,13 @@ def _read_line_split_bug(self: Any, limit: int) -> Any:
         if end >= 0:
             end += scanned
             if end - self._pos > limit:
-                from viperhttp.buffer import LimitExceeded
+                from viperhttp.http import LimitExceeded
                 raise LimitExceeded()
             line = bytes(self._buf[self._pos:end])
             self._pos = end + 2
             return line
         if len(self._buf) - self._pos > limit:
-            from viperhttp.buffer import LimitExceeded
+            from viperhttp.http import LimitExceeded
             raise LimitExceeded()
         if self.eof:
             raise EOFError("connection closed inside a line")
@@ -40,7 +40,7 @@ def _read_line_split_bug(self: Any, limit: int) -> Any:
 
 
 def _fault_split_read() -> None:
-    from viperhttp.buffer import ByteBuffer
+    from viperhttp.http import ByteBuffer
 
     ByteBuffer.read_line = _read_line_split_bug  # type: ignore[method-assign]
 

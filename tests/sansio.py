@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from viperhttp.buffer import ByteBuffer
-from viperhttp.http import HTTPException, Limits, parse_request
+from viperhttp.http import ByteBuffer, HTTPException, Limits, parse_request
 from viperhttp.protocol import WebSocketProtocol
 
 

@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from sansio import parse_http_stream, run_websocket_stream
 from strategies import bounded, client_frames, http_request, http_stream, mutated, reads_of
-from viperhttp.buffer import ByteBuffer
-from viperhttp.http import HTTPException, Limits, check_request, parse_request
+from viperhttp.http import ByteBuffer, HTTPException, Limits, check_request, parse_request
 from wsframes import parse_server_frames
 
 FUZZ = bounded(200)

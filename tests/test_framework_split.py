@@ -13,7 +13,7 @@ import viperhttp
 from conftest import serve_in_thread
 from sansio import parse_http_stream, split_at
 from wsframes import HANDSHAKE
-from viperhttp.buffer import ByteBuffer, LimitExceeded
+from viperhttp.http import ByteBuffer, LimitExceeded
 
 # The example: a header line cut in two. Misread, `x-a` swallowed the rest of the head, the body came
 # out empty and `hello` was left over as the next request.

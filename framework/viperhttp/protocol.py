@@ -13,8 +13,8 @@
 # Parsing stops after each complete message until the application has taken it (events_received), so what
 # the application sends in reply leaves before anything caused by later frames (a pong, a failure's close):
 # replies stay in the order the client's frames came in even when many frames arrive in one read.
-from viperhttp.buffer import ByteBuffer
 from viperhttp.compat import MICROPYTHON, ConnectionError, TextDecoder, decode_utf8, unmask_bytes
+from viperhttp.http import ByteBuffer
 
 # -- frames (RFC 6455 section 5): opcodes, close codes, the client frame header parser and the server frame
 # encoder; message assembly and its fail-fast checks follow in WebSocketProtocol --------------------------

@@ -2,13 +2,12 @@
 # sans-I/O parsers, and owns each connection's send buffer (see Transport).
 import asyncio
 
-from viperhttp.buffer import ByteBuffer
 from viperhttp.compat import (
     MICROPYTHON, abort_stream, ConnectionError, describe_exception, end_stream_output, stream_backlog,
     stream_peer_gone, ticks_diff, ticks_ms,
 )
 from viperhttp.http import (
-    HTTPException, JSONResponse, StreamingResponse, check_request, parse_request_head, read_body, response_head,
+    ByteBuffer, HTTPException, JSONResponse, StreamingResponse, check_request, parse_request_head, read_body, response_head,
 )
 
 READ_SIZE = 65536

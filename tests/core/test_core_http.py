@@ -2,8 +2,7 @@
 on CPython and inside the MicroPython VM."""
 import unittest
 
-from viperhttp.buffer import ByteBuffer
-from viperhttp.http import HTTPException, Limits, parse_request, response_head
+from viperhttp.http import ByteBuffer, HTTPException, Limits, parse_request, response_head
 from viperhttp.streaming import encode_chunk
 
 
