@@ -13,10 +13,12 @@ from _servers_conformance import REPO, running, vhil
 from _servers_robustness import HERE as ROBUSTNESS_SERVERS
 from conformance.baseline import Baseline
 from conformance.results import OK
-from conformance.robustness.checks import CHECKS, KEEPALIVE_REQUESTS, CheckResult, Limits, judge_idle
+from conformance.robustness.checks import (CHECKS, CONNECTION_CAP_KEY, HEAD_DEADLINE_KEY, KEEPALIVE_REQUESTS,
+                                          SEND_BUFFER_KEY, CheckResult, Limits, judge_idle)
 from conformance.robustness.wire import Answer
 from conformance.robustness.runner import Session, case_result
 from hil.runinfo import SUMMARY_FILE, summary_problems
+from viperhttp import ViperHTTP
 
 SPLIT_PROPERTIES = {"split.http-every-boundary", "split.handshake-every-boundary"}
 CONFORMANCE_SUMMARY_KEYS = {"status", "holds", "engine", "harness", "target", "target_health", "agent", "url", "argv",
@@ -56,6 +58,11 @@ def test_host_holds_with_its_figures(tmp_path):
     assert figures["keepalive_requests_served"] == KEEPALIVE_REQUESTS
     assert figures["reset_settle_s"] is not None and figures["schema_problems"] == 0
     assert figures["flood_pings_sent"] > 0 and figures["flood_peak_mem_alloc"] is None  # CPython: not reported
+    # the limits the checks held it to are the framework's own, reported by /health through the DUT app's adapter
+    app = ViperHTTP()
+    assert {key: summary["target_health"][key] for key in (HEAD_DEADLINE_KEY, CONNECTION_CAP_KEY, SEND_BUFFER_KEY)} == {
+        HEAD_DEADLINE_KEY: app.limits.head_timeout_s, CONNECTION_CAP_KEY: app.max_connections,
+        SEND_BUFFER_KEY: app.send_buffer_limit}
     assert "robustness figures" in run.stdout
 
 

@@ -375,6 +375,10 @@ async def check_idle_cap(ctx: Context) -> Outcome:
     watchers = []
     try:
         for number in range(1, count + 1):
+            if cap and number == cap:
+                # the probe is then the cap-th connection: let the connection of the probe before it (closed by
+                # its client a moment ago) be released first, or it is one too many for a reason not the target's
+                await asyncio.sleep(IDLE_SETTLE_S)
             if number % IDLE_PROBE_EVERY == 0 or (cap and number == cap):
                 probes.append((len(seen), await probe(ctx)))
             try:

@@ -147,8 +147,10 @@ async def _room_command(ws, command):
 @app.get("/health")
 async def health():
     impl, version, platform = runtime.describe()
+    head_timeout_s, max_connections, send_buffer_limit = runtime.limits(app)
     return {"status": "ok", "impl": impl, "version": version, "platform": platform,
-            "max_message_size": max_message_size}
+            "max_message_size": max_message_size, "request_head_timeout_s": head_timeout_s,
+            "max_connections": max_connections, "send_buffer_limit": send_buffer_limit}
 
 
 @app.get("/stats")

@@ -15,7 +15,15 @@ MAX_MESSAGE_SIZE = 64 * 1024 if MICROPYTHON else 16 * 1024 * 1024
 def configure(app, config):
     """Apply the runtime's settings to `app`; the message size limit it enforces (bytes)."""
     app.max_message_size = MAX_MESSAGE_SIZE
+    if config.get("max_connections"):  # the board's (or target's) cap on connections served at once
+        app.max_connections = int(config["max_connections"])
     return MAX_MESSAGE_SIZE
+
+
+def limits(app):
+    """The limits the framework documents and enforces, for /health: (seconds allowed for a request head,
+    connections served at once, bytes a connection may leave unsent before reading pauses)."""
+    return app.limits.head_timeout_s, app.max_connections, app.send_buffer_limit
 
 
 def describe():

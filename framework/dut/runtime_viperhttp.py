@@ -21,7 +21,18 @@ DEFAULT_PORT = 80
 def configure(app, config):
     """The firmware's message size limit is built in, not set by the app: the one the board's dut_config.json
     states (the inventory or target knows it), else None (the contract suite then skips the limit tests)."""
+    global app_limits
+    app_limits = tuple(config.get(key) for key in ("request_head_timeout_s", "max_connections", "send_buffer_limit"))
     return config.get("max_message_size")
+
+
+app_limits = (None, None, None)  # set by configure()
+
+
+def limits(app):
+    """The firmware documents none of these limits: each is what the board's dut_config.json states (its
+    inventory knows the build), else None, never a guess."""
+    return app_limits
 
 
 def describe():

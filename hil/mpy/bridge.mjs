@@ -80,7 +80,8 @@ function copyTree(hostDir, vmDir) {
   }
 }
 copyTree(options.root, VM_ROOT);
-mp.runPython(`import sys; sys.path.insert(0, "${VM_ROOT}")`);
+// the app reads its files (dut_config.json) relative to the working directory, as on a board where it is /
+mp.runPython(`import os, sys; sys.path.insert(0, "${VM_ROOT}"); os.chdir("${VM_ROOT}")`);
 
 if (options.run) {
   let status;

@@ -21,8 +21,10 @@ import time
 import bridge_js  # registered by bridge.mjs: copy_into, write, buffered, congested, drained, closed, pause, resume, end, destroy
 import uctypes
 
-# Stop reading the socket while this much received data waits in the VM; a board's TCP window does the same.
-RECEIVE_HIGH_WATER = 256 * 1024
+# Stop reading the socket while this much received data waits in the VM, as a board's TCP window (lwIP's is a
+# few KiB) stops its client: data the framework has not asked for must not pile up in the VM's heap. At 256 KiB a
+# client whose pongs the framework had stopped sending (it pauses reading) still filled the heap by 4 MiB.
+RECEIVE_HIGH_WATER = 16 * 1024
 
 _app = None  # the served app object
 _handler = None  # async (reader, writer) -> None: the served app's connection handler
@@ -36,7 +38,8 @@ class BridgeStream:
         self.peername = (host, port)
         # the server looks for `writer.transport` (CPython asyncio's shape): abort(), get_write_buffer_size()
         self.transport = self
-        self._chunks = []
+        self._chunks = []  # received bytearrays the reader has not taken, the first from self._offset on
+        self._offset = 0
         self._buffered = 0
         self._eof = False
         self._closed = False
@@ -70,19 +73,22 @@ class BridgeStream:
             await self._readable.wait()
         if not self._chunks:
             return b""
-        chunk = self._chunks[0]
-        if 0 <= n < len(chunk):
-            self._chunks[0] = chunk[n:]
-            chunk = chunk[:n]
+        # the first chunk is consumed from an offset: slicing off what was read would copy the rest at every read
+        chunk, start = self._chunks[0], self._offset
+        if 0 <= n < len(chunk) - start:
+            data = bytes(memoryview(chunk)[start:start + n])
+            self._offset += n
         else:
+            data = bytes(memoryview(chunk)[start:]) if start else bytes(chunk)
             self._chunks.pop(0)
-        self._buffered -= len(chunk)
+            self._offset = 0
+        self._buffered -= len(data)
         if self._paused and self._buffered <= RECEIVE_HIGH_WATER // 2 and not self._closed:
             self._paused = False
             bridge_js.resume(self.conn_id)
         if _peak is not None:
             _sample_peak()
-        return bytes(chunk)
+        return data
 
     async def readexactly(self, n):
         parts = []
@@ -102,7 +108,7 @@ class BridgeStream:
                 await self._readable.wait()
             if not self._chunks:
                 break
-            end = bytes(self._chunks[0]).find(b"\n")
+            end = bytes(memoryview(self._chunks[0])[self._offset:]).find(b"\n")
             line += await self.read(end + 1 if end >= 0 else -1)
         return line
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hil
-from hil.dut_app import MICROPYTHON, app_sources
+from hil.dut_app import CONFIG_PATH, MICROPYTHON, app_sources
 from hil.errors import SetupError
 from hil.targets.base import NETWORK, Availability, Target
 from hil.probe import READY_LINE_PATTERN
@@ -37,6 +37,10 @@ COMPILE_TIMEOUT_S = 30.0
 # The VM's heap starts at this size; the WebAssembly port then grows it on demand (see docs/mpy-target.md).
 DEFAULT_HEAP_BYTES = 1024 * 1024
 APP_MODULE = "main"  # the DUT app's name in the VM, as on a board
+# Connections the DUT app serves at once in the VM (its dut_config.json `max_connections`). The framework's
+# MicroPython default (10) fits an ESP32's lwIP sockets; this VM's sockets are Node's, with no such limit, and the
+# load scenarios' 100 users plus publishers and probes need more. A board's inventory sets its own.
+VM_MAX_CONNECTIONS = 128
 # What the VM serves: the DUT app on the reference framework, or (the memory benchmark's peer) an echo app on
 # Microdot 2.x from PyPI, its core, WebSocket and SSE modules compiled the same way.
 APPS = ("viperhttp", "microdot")
@@ -70,6 +74,8 @@ class MpyTarget(Target):
         try:
             self.stage_dir = Path(tempfile.mkdtemp(prefix="vhil-mpy-"))
             self.source_modules = stage_modules(self.stage_dir, app_modules(self.app), self.compiled)
+            if self.app == "viperhttp":
+                (self.stage_dir / CONFIG_PATH.lstrip("/")).write_text(json.dumps(self.dut_config()))
             # --expose-gc: the control port collects JavaScript's garbage (proxies holding Python objects) first
             argv = ["node", "--expose-gc", str(BRIDGE_SCRIPT), "--root", str(self.stage_dir), "--app", APP_MODULE,
                     "--port", "0", "--heap", str(self.heap_bytes)] + (["--control"] if self.control else [])
@@ -98,6 +104,10 @@ class MpyTarget(Target):
             modules="source" if not self.compiled else ("mpy, source: " + ", ".join(self.source_modules)
                                                          if self.source_modules else "mpy"),
         )
+
+    def dut_config(self) -> dict[str, object]:
+        """The DUT app's dut_config.json in the VM: the bridge listens, so only the VM's limits are set."""
+        return {"max_connections": VM_MAX_CONNECTIONS}
 
     def control_command(self, command: str) -> str:
         """Send one command to the bridge's control port (started with control=True); its reply line."""
