@@ -6,7 +6,8 @@ import asyncio
 
 from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
 from viperhttp.http import (
-    HTMLResponse, HTTPException, JSONResponse, Limits, choose_subprotocol, is_upgrade_request, to_response,
+    HTMLResponse, HTTPException, JSONResponse, Limits, choose_subprotocol, is_upgrade_request, response_head,
+    to_response,
 )
 from viperhttp.protocol import CLOSE_INTERNAL_ERROR, DEFAULT_MAX_MESSAGE_SIZE
 from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT, Server, error_response
@@ -258,6 +259,7 @@ class ViperHTTP(Router):
 
 def _forbidden(server_header):
     body = b'{"detail": "WebSocket connection refused"}'
-    return ("HTTP/1.1 403 Forbidden\r\nServer: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-            "Connection: close\r\n\r\n" % (server_header, len(body))).encode() + body
+    headers = [("Server", server_header), ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+               ("Connection", "close")]
+    return response_head(403, headers) + body
 

@@ -181,7 +181,7 @@ class Request:
 
     @property
     def keep_alive(self):
-        tokens = [t.strip().lower() for t in self.headers.get("connection", "").split(",")]
+        tokens = header_tokens(self.headers.get("connection", ""))
         if self.version == "HTTP/1.0":
             return "keep-alive" in tokens
         return "close" not in tokens
@@ -375,8 +375,15 @@ def accept_key(key):
     return binascii.b2a_base64(digest).decode().strip()
 
 
-def header_tokens(value):
-    return [token.strip().lower() for token in value.split(",") if token.strip()]
+def header_tokens(value, lower=True):
+    """The comma-separated tokens of a header value (RFC 9110 5.6.1), stripped, empty ones dropped; lowercased
+    unless they are case-sensitive (sub-protocol names)."""
+    tokens = []
+    for token in value.split(","):
+        token = token.strip()
+        if token:
+            tokens.append(token.lower() if lower else token)
+    return tokens
 
 
 def is_upgrade_request(request):
@@ -413,21 +420,15 @@ def choose_subprotocol(request, supported):
     """The first protocol in the client's offer that the route supports, else None."""
     if not supported:
         return None
-    for offered in request.headers.get("sec-websocket-protocol", "").split(","):
-        offered = offered.strip()  # sub-protocol names are case-sensitive tokens
+    for offered in header_tokens(request.headers.get("sec-websocket-protocol", ""), lower=False):
         if offered in supported:
             return offered
     return None
 
 
 def accept_response(key, subprotocol, server_header):
-    lines = [
-        "HTTP/1.1 101 Switching Protocols",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Accept: " + accept_key(key),
-        "Server: " + server_header,
-    ]
+    headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_key(key)),
+               ("Server", server_header)]
     if subprotocol:
-        lines.append("Sec-WebSocket-Protocol: " + subprotocol)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+        headers.append(("Sec-WebSocket-Protocol", subprotocol))
+    return response_head(101, headers)
