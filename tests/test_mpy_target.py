@@ -21,7 +21,7 @@ from hil import probe
 from hil.errors import SetupError
 from hil.targets import mpy as mpy_module
 from hil.targets import resolve_target
-from hil.targets.mpy import MpyTarget
+from hil.targets.mpy import VM_MAX_CONNECTIONS, MpyTarget
 from wsframes import client_frame, close_payload, parse_server_frames
 
 OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -58,6 +58,8 @@ def test_health_is_served_by_the_reference_framework_on_micropython(vm: MpyTarge
     assert health["impl"] == "ViperHTTP-reference"
     assert health["platform"] == "webassembly"  # sys.platform inside the VM: not CPython's "linux"
     assert health["max_message_size"] == MICROPYTHON_MAX_MESSAGE  # the DUT app took its MicroPython branch
+    # the target's dut_config.json reached the app (its cap, not MicroPython's default) and /health documents it
+    assert (health["max_connections"], health["send_buffer_limit"]) == (VM_MAX_CONNECTIONS, 16 * 1024)
     assert vm.details["vm"].startswith("MicroPython 1.27")
     assert vm.details["modules"] == "mpy"  # every module ran as mpy-cross bytecode
 
