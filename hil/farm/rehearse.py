@@ -292,8 +292,10 @@ def run_rehearsal(boards: int, jobs: int, workload: str, out_dir: Path, job_time
         inventory.write_text(f'[[board]]\nid = "farm"\nchip = "esp32"\nreset = "soft"\ntags = {{{tags}}}\n{app_host}')
         env = dict(os.environ, **{COORDINATOR_ENV: farm.address, LEASE_LOG_ENV: str(work / "leases.jsonl"),
                                   LOCK_DIR_ENV: str(work / "locks"), LOCK_TIMEOUT_ENV: f"{job_timeout:g}",
-                                  "PYTHONUNBUFFERED": "1"})
+                                  # a job's pytest temporary folders go with the farm, also when a job is killed
+                                  "TMPDIR": str(work / "tmp"), "PYTHONUNBUFFERED": "1"})
         (work / "locks").mkdir()
+        (work / "tmp").mkdir()
         (out_dir / "jobs").mkdir(exist_ok=True)
         jobs_started = time.monotonic()
         for index in range(jobs):
