@@ -9,23 +9,7 @@ from viperhttp.protocol import (
     BINARY, CLOSE, CLOSED, CLOSING, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, OPEN, TEXT,
     WebSocketProtocol, encode_frame,
 )
-from wsframes import client_frame, close_payload, parse_server_frames
-
-
-def sent(protocol: WebSocketProtocol) -> list[tuple[int, bool, bytes]]:
-    return parse_server_frames(b"".join(protocol.data_to_send()))
-
-
-def feed(protocol: WebSocketProtocol, *frames: bytes) -> list[tuple]:
-    """Feed frames, taking events as an application would (one message at a time)."""
-    events: list[tuple] = []
-    protocol.receive_data(b"".join(frames))
-    while True:
-        batch = protocol.events_received()
-        if not batch:
-            return events
-        events.extend(batch)
-        protocol.receive_data(b"")
+from wsframes import client_frame, close_payload, feed, sent
 
 
 def closed_with(protocol: WebSocketProtocol, code: int) -> None:

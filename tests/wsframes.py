@@ -58,3 +58,20 @@ def parse_server_frames(data: bytes) -> list[tuple[int, bool, bytes]]:
         frames.append((first & 0x0F, bool(first & 0x80), data[i:i + n]))
         i += n
     return frames
+
+
+def sent(protocol) -> list[tuple[int, bool, bytes]]:
+    """The frames a sans-I/O protocol has queued to send, parsed."""
+    return parse_server_frames(b"".join(protocol.data_to_send()))
+
+
+def feed(protocol, *frames: bytes) -> list[tuple]:
+    """Feed frames to a sans-I/O protocol, taking events as an application would (one message at a time)."""
+    events = []
+    protocol.receive_data(b"".join(frames))
+    while True:
+        batch = protocol.events_received()
+        if not batch:
+            return events
+        events.extend(batch)
+        protocol.receive_data(b"")

@@ -17,23 +17,7 @@ from viperhttp.protocol import (
     TEXT,
     WebSocketProtocol,
 )
-from wsframes import client_frame, close_payload, parse_server_frames
-
-
-def sent(protocol):
-    return parse_server_frames(b"".join(protocol.data_to_send()))
-
-
-def feed(protocol, *frames):
-    """Feed frames, taking events as an application would (one message at a time)."""
-    events = []
-    protocol.receive_data(b"".join(frames))
-    while True:
-        batch = protocol.events_received()
-        if not batch:
-            return events
-        events.extend(batch)
-        protocol.receive_data(b"")
+from wsframes import client_frame, close_payload, feed, sent
 
 
 # name -> (frames, close code); each frame is what a broken or hostile client might send
