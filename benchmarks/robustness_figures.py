@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing
 import os
@@ -44,6 +45,7 @@ from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT  # noqa: E402
 
 PHASE_TIMEOUT_S = 180.0
 HEAD_TIMEOUT_S = 10  # viperhttp.http.Limits' default, what the drip phase waits for
+SLOWHTTPTEST_RATE_PER_S = 50  # connections a second that slowhttptest opens by default (its -r)
 # A browser-like opening handshake (Chromium's header set), about as long as the issue's 1,157 bytes.
 BROWSER_HANDSHAKE = (
     "GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1:8765\r\nConnection: Upgrade\r\nPragma: no-cache\r\n"
@@ -347,12 +349,15 @@ def probe_health(port: int, stop: Any, results: Any) -> None:
     results.put((times, slow))
 
 
-async def head_drip(server: Server, quick: bool) -> dict[str, Any]:
-    """500 clients each sending one header byte every 5 s, while a keep-alive client times /health."""
+async def head_drip(server: Server, quick: bool, ramp_per_s: float = 0) -> dict[str, Any]:
+    """500 clients each sending one header byte every 5 s, while another process times /health. They all
+    start at once (so their bytes and their deadlines arrive together), or `ramp_per_s` a second apart."""
     clients = 100 if quick else 500
     results: list[tuple[float, bytes]] = []
 
-    async def drip() -> None:
+    async def drip(index: int) -> None:
+        if ramp_per_s:
+            await asyncio.sleep(index / ramp_per_s)
         reader, writer = await open_raw(server.port)
         started = time.monotonic()
         writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Drip: ")
@@ -374,13 +379,13 @@ async def head_drip(server: Server, quick: bool) -> dict[str, Any]:
     prober = multiprocessing.get_context("spawn").Process(target=probe_health, args=(server.port, stop, probe_results))
     prober.start()
     try:
-        await asyncio.gather(*(drip() for _ in range(clients)))
+        await asyncio.gather(*(drip(index) for index in range(clients)))
     finally:
         stop.set()
         health_ms, slow = await asyncio.to_thread(probe_results.get, True, 30)
         prober.join(10)
     closed_at = sorted(t for t, _ in results)
-    return {"clients": clients, "closed": sum(1 for _, a in results if a),
+    return {"clients": clients, "started_per_s": ramp_per_s or "all at once", "closed": sum(1 for _, a in results if a),
             "answered_408": sum(1 for _, a in results if a.startswith(b"HTTP/1.1 408")),
             "close_s_min": round(closed_at[0], 2), "close_s_max": round(closed_at[-1], 2),
             "deadline_s": HEAD_TIMEOUT_S, "health_probes": len(health_ms),
@@ -518,6 +523,7 @@ PHASES: list[tuple[str, Callable[..., Awaitable[dict[str, Any]]], bool]] = [
     ("ping flood, pongs unread", ping_flood, True),
     ("fragment flood", fragment_flood, True),
     ("header drip", head_drip, True),
+    ("header drip, ramped", functools.partial(head_drip, ramp_per_s=SLOWHTTPTEST_RATE_PER_S), True),
     ("SSE clients that left", sse_departed, True),
     ("dead peer log lines", dead_peer_log, True),
     ("/stats cost", stats_cost, True),

@@ -32,8 +32,9 @@ HEAD_TIMEOUT_S = 0.6
 
 @pytest.fixture
 def hostile() -> Iterator[tuple[int, dict[str, Any]]]:
-    """An app with a short head deadline, a cap of 3 connections and a 16 KiB send buffer."""
-    app = viperhttp.ViperHTTP(limits=Limits(head_timeout_s=HEAD_TIMEOUT_S), max_connections=3,
+    """An app with short head and body deadlines, a cap of 3 connections and a 16 KiB send buffer."""
+    app = viperhttp.ViperHTTP(limits=Limits(head_timeout_s=HEAD_TIMEOUT_S, body_timeout_s=HEAD_TIMEOUT_S),
+                              max_connections=3,
                               send_buffer_limit=16 * 1024)
     seen: dict[str, Any] = {"log": [], "stream_cancelled": threading.Event()}
     app.log = seen["log"].append
@@ -122,6 +123,44 @@ def test_a_client_dripping_its_head_gets_408_at_the_deadline(hostile: Any, start
         elapsed = time.monotonic() - started
         assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
         assert HEAD_TIMEOUT_S - 0.1 < elapsed < HEAD_TIMEOUT_S + 1.5, elapsed
+
+
+def test_a_client_dripping_its_body_gets_408_at_the_deadline(hostile: Any) -> None:
+    port, _ = hostile
+    with connect(port) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        started = time.monotonic()
+        sock.settimeout(0.1)
+        answer = b""
+        while not answer and time.monotonic() - started < 5:
+            sock.sendall(b"x")  # one body byte every 100 ms: never idle, never done
+            try:
+                answer = sock.recv(65536)
+            except socket.timeout:
+                pass
+        elapsed = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+        assert b"request body not complete" in answer
+        assert HEAD_TIMEOUT_S - 0.1 < elapsed < HEAD_TIMEOUT_S + 1.5, elapsed
+
+
+def test_connections_past_a_deadline_together_are_closed_a_slot_at_a_time() -> None:
+    """Clients that started together reach their deadline together; the server closes them at most
+    EXPIRIES_PER_MS per loop turn instead of all in one, and still all of them within milliseconds."""
+    from viperhttp import server
+
+    async def scenario() -> tuple[int, float]:
+        count = server.EXPIRIES_PER_MS * 3
+        started = time.monotonic()
+        turns = [asyncio.ensure_future(server._take_expiry_turn()) for _ in range(count)]
+        await asyncio.sleep(0)  # one loop turn: every task has asked for its slot
+        done_in_first_turn = sum(turn.done() for turn in turns)
+        await asyncio.wait_for(asyncio.gather(*turns), 1)
+        return done_in_first_turn, time.monotonic() - started
+
+    done_in_first_turn, elapsed = asyncio.run(scenario())
+    assert server.EXPIRIES_PER_MS <= done_in_first_turn < server.EXPIRIES_PER_MS * 3
+    assert elapsed < 1
 
 
 def test_a_complete_head_is_not_held_to_the_deadline(hostile: Any) -> None:

@@ -64,8 +64,14 @@ if MICROPYTHON:
         """Connections served at once unless the app says otherwise: a board has a handful of sockets."""
         return 10
 
+    def read_within(reader, size, timeout_s):
+        """reader.read(size), or asyncio.TimeoutError after `timeout_s`."""
+        import asyncio
+
+        return asyncio.wait_for(reader.read(size), timeout_s)
+
 else:
-    from viperhttp.compat_cpython import TextDecoder, default_max_connections, unmask_bytes  # noqa: F401
+    from viperhttp.compat_cpython import TextDecoder, default_max_connections, read_within, unmask_bytes  # noqa: F401
 
 
 # -- the stream a connection handler is given: asyncio's (CPython) and MicroPython's differ in shape ---------

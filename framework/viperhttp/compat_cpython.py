@@ -1,5 +1,6 @@
 # CPython's forms of compat's primitives, never imported on MicroPython (whose heap would hold their code for
 # nothing): C-speed unmasking, the codec's incremental UTF-8 decoder, a connection cap from the open-files limit.
+import asyncio
 import codecs
 
 from viperhttp.utf8 import GATHER, Utf8Validator
@@ -84,3 +85,17 @@ def default_max_connections():
     if soft == resource.RLIM_INFINITY:
         return 4096
     return max(1, min(4096, soft - 64))
+
+
+if hasattr(asyncio, "timeout"):  # Python 3.11+
+
+    async def read_within(reader, size, timeout_s):
+        """reader.read(size), or asyncio.TimeoutError after `timeout_s`: a timer on the running task, where
+        wait_for would wrap every read in a task of its own."""
+        async with asyncio.timeout(timeout_s):
+            return await reader.read(size)
+
+else:
+
+    def read_within(reader, size, timeout_s):
+        return asyncio.wait_for(reader.read(size), timeout_s)

@@ -113,16 +113,18 @@ class HTTPException(Exception):
 
 
 class Limits:
-    """Parser limits, and the deadline for a whole request head (a WebSocket opening handshake included): a
-    client that has started a request and not finished its head by then is answered 408 and closed."""
+    """Parser limits, and deadlines: a client that has started a request and not finished its head (a
+    WebSocket opening handshake included) within head_timeout_s, or its body within body_timeout_s of the
+    head, is answered 408 and closed."""
 
     def __init__(self, max_request_line=2048, max_header_line=4096, max_headers=64, max_body=1024 * 1024,
-                 head_timeout_s=10):
+                 head_timeout_s=10, body_timeout_s=30):
         self.max_request_line = max_request_line
         self.max_header_line = max_header_line
         self.max_headers = max_headers
         self.max_body = max_body
         self.head_timeout_s = head_timeout_s
+        self.body_timeout_s = body_timeout_s
 
 
 def unquote(text):

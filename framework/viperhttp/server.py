@@ -3,15 +3,15 @@
 import asyncio
 
 from viperhttp.compat import (
-    MICROPYTHON, abort_stream, ConnectionError, describe_exception, end_stream_output, stream_backlog,
-    stream_peer_gone, ticks_diff, ticks_ms,
+    MICROPYTHON, abort_stream, ConnectionError, describe_exception, end_stream_output, read_within,
+    stream_backlog, stream_peer_gone, ticks_diff, ticks_ms,
 )
 from viperhttp.http import (
     ByteBuffer, HTTPException, JSONResponse, StreamingResponse, check_request, parse_request_head, read_body, response_head,
 )
 
 READ_SIZE = 65536
-KEEP_ALIVE_IDLE_S = 30  # a connection silent this long between requests (or inside a body) is closed quietly
+KEEP_ALIVE_IDLE_S = 30  # a connection silent this long between requests is closed quietly
 # After the server decides to close (an error, `Connection: close`), it reads and discards what the client
 # still sends for at most this long, so those unread bytes do not turn the close into a reset that destroys
 # the response on its way to the client.
@@ -21,6 +21,11 @@ DEFAULT_SEND_BUFFER_LIMIT = 16 * 1024 if MICROPYTHON else 1024 * 1024
 # of broadcasts can pass the limit before the writer gets a turn) or its buffer reaches the hard cap.
 SLOW_WRITER_GRACE_MS = 1000
 HARD_CAP_FACTOR = 4
+# Connections that reach a deadline at the same instant (clients that started together) are closed at most
+# this many per millisecond, so no loop turn holds all of them while other connections wait.
+EXPIRIES_PER_MS = 20
+_expiry_slot_ms = 0  # the millisecond whose closing slots are being handed out
+_expiry_slot_used = 0
 
 
 class Transport:
@@ -178,7 +183,7 @@ async def drain_input(reader, timeout_s):
     try:
         while True:
             left = timeout_s - ticks_diff(ticks_ms(), started) / 1000
-            if left <= 0 or not await asyncio.wait_for(reader.read(READ_SIZE), left):
+            if left <= 0 or not await read_within(reader, READ_SIZE, left):
                 return
     except (OSError, asyncio.TimeoutError):
         pass
@@ -317,7 +322,7 @@ class Server:
                     timeout = head_timeout_s - ticks_diff(ticks_ms(), started) / 1000
                     if timeout <= 0:
                         raise asyncio.TimeoutError()
-                data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+                data = await read_within(reader, READ_SIZE, timeout)
                 if data:
                     if started is None:
                         started = ticks_ms()
@@ -328,11 +333,17 @@ class Server:
         except StopIteration as done:
             request = done.value
         except asyncio.TimeoutError:
+            await _take_expiry_turn()
             if started is None:
                 return None
             raise HTTPException(408, "request head not complete within %d s" % head_timeout_s)
         if request is not None and request.content_length:
-            await _run_parser(reader, buf, read_body(buf, request))
+            body_timeout_s = self.limits.body_timeout_s
+            try:
+                await _run_parser(reader, buf, read_body(buf, request), body_timeout_s)
+            except asyncio.TimeoutError:
+                await _take_expiry_turn()
+                raise HTTPException(408, "request body not complete within %d s" % body_timeout_s)
         return request
 
     async def start(self, host, port):
@@ -348,12 +359,30 @@ class Server:
             await self._server.wait_closed()
 
 
-async def _run_parser(reader, buf, parser):
-    """Feed `parser` reads until it returns, each read waiting at most KEEP_ALIVE_IDLE_S."""
+async def _take_expiry_turn():
+    """Wait for this connection's slot to be closed for a passed deadline (see EXPIRIES_PER_MS)."""
+    global _expiry_slot_ms, _expiry_slot_used
+    now = ticks_ms()
+    if ticks_diff(now, _expiry_slot_ms) > 0:
+        _expiry_slot_ms, _expiry_slot_used = now, 0
+    elif _expiry_slot_used >= EXPIRIES_PER_MS:
+        _expiry_slot_ms, _expiry_slot_used = _expiry_slot_ms + 1, 0
+    _expiry_slot_used += 1
+    wait_ms = ticks_diff(_expiry_slot_ms, now)
+    if wait_ms > 0:
+        await asyncio.sleep(wait_ms / 1000)
+
+
+async def _run_parser(reader, buf, parser, timeout_s):
+    """Feed `parser` reads until it returns; asyncio.TimeoutError if that takes more than `timeout_s`."""
+    started = ticks_ms()
     try:
         next(parser)
         while True:
-            data = await asyncio.wait_for(reader.read(READ_SIZE), KEEP_ALIVE_IDLE_S)
+            left = timeout_s - ticks_diff(ticks_ms(), started) / 1000
+            if left <= 0:
+                raise asyncio.TimeoutError()
+            data = await read_within(reader, READ_SIZE, left)
             if data:
                 buf.feed(data)
             else:
