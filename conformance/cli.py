@@ -40,6 +40,16 @@ def _add_target_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     add_lock_timeout_option(parser)
 
 
+def _add_baseline_options(parser: argparse.ArgumentParser, accepted: str, default_path: str, without: str,
+                          updatable: bool) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                       help=f"{accepted} (default: {default_path} when present)")
+    group.add_argument("--no-baseline", action="store_true", help=f"judge without a baseline: {without}")
+    if updatable:
+        parser.add_argument("--update-baseline", action="store_true", help="write this run's outcomes as the baseline")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     conformance = subparsers.add_parser(
         "conformance", help="run the Autobahn cases against a target and judge them against its baseline",
@@ -53,11 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conformance.add_argument("--exclude", nargs="+", action="extend", metavar="GLOB", help="case ids or globs to leave out")
     conformance.add_argument("--parallel", type=int, default=1, metavar="N",
                              help="cases run at once (section 9 always runs one at a time)")
-    group = conformance.add_mutually_exclusive_group()
-    group.add_argument("--baseline", type=Path, default=None, metavar="FILE",
-                       help="accepted outcomes (default: conformance/baselines/<target>.json when present)")
-    group.add_argument("--no-baseline", action="store_true", help="judge without a baseline: any FAILED/ERROR fails")
-    conformance.add_argument("--update-baseline", action="store_true", help="write this run's outcomes as the baseline")
+    _add_baseline_options(conformance, "accepted outcomes", "conformance/baselines/<target>.json", "any FAILED/ERROR fails",
+                          updatable=True)
     conformance.add_argument("--wstest-cmd", default=None, metavar="CMD",
                              help="how to run wstest, e.g. 'docker run --rm --network host -v $PWD:$PWD -w $PWD "
                                   "crossbario/autobahn-testsuite wstest' ({spec} is replaced by the spec path)")
@@ -71,11 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Exit 0 when no contract test is worse than the target's baseline (every test passes without one), "
                     "1 when one is, 2 for a usage or setup error.")
     _add_target_options(contract, "report folder (default: reports/<run-id>/<target>/contract)")
-    contract_baseline = contract.add_mutually_exclusive_group()
-    contract_baseline.add_argument("--baseline", type=Path, default=None, metavar="FILE",
-                                   help="accepted outcomes (default: conformance/baselines/contract/<target>.json when present)")
-    contract_baseline.add_argument("--no-baseline", action="store_true", help="judge without a baseline: any failed test fails")
-    contract.add_argument("--update-baseline", action="store_true", help="write this run's outcomes as the baseline")
+    _add_baseline_options(contract, "accepted outcomes", "conformance/baselines/contract/<target>.json",
+                          "any failed test fails", updatable=True)
     contract.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARG", help="extra pytest arguments after --, e.g. -- -k rooms")
     contract.set_defaults(func=_contract)
 
@@ -86,8 +90,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "property holds or fails only as its baseline accepts, 1 when one fails or is worse than the "
                     "baseline, 2 for a usage or setup error.")
     _add_target_options(robustness, "report folder (default: reports/<run-id>/<target>/robustness)")
-    group = robustness.add_mutually_exclusive_group()
-    group.add_argument("--baseline", type=Path, default=None, metavar="FILE",
-                       help="accepted failures (default: conformance/baselines/robustness/<target>.json when present)")
-    group.add_argument("--no-baseline", action="store_true", help="judge without a baseline: any failed check fails")
+    _add_baseline_options(robustness, "accepted failures", "conformance/baselines/robustness/<target>.json",
+                          "any failed check fails", updatable=False)
     robustness.set_defaults(func=_robustness)

@@ -106,42 +106,35 @@ def read_until_closed(sock: socket.socket, limit_s: float = 5) -> bytes:
 
 
 # -- the request-head deadline ------------------------------------------------------------------------------
-@pytest.mark.parametrize("start", [b"GET /health HTTP/1.1\r\nHo", HANDSHAKE[:60]], ids=["request", "handshake"])
-def test_a_client_dripping_its_head_gets_408_at_the_deadline(hostile: Any, start: bytes) -> None:
-    port, _ = hostile
+def drip_until_answered(port: int, start: bytes) -> tuple[bytes, float]:
+    """Send `start`, then one more byte every 100 ms (never idle, never done) until the server answers:
+    the answer and the seconds it took."""
     with connect(port) as sock:
         sock.sendall(start)
         started = time.monotonic()
         sock.settimeout(0.1)
         answer = b""
         while not answer and time.monotonic() - started < 5:
-            sock.sendall(b"x")  # one byte every 100 ms: never idle, never done
+            sock.sendall(b"x")
             try:
                 answer = sock.recv(65536)
             except socket.timeout:
                 pass
-        elapsed = time.monotonic() - started
-        assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
-        assert HEAD_TIMEOUT_S - 0.1 < elapsed < HEAD_TIMEOUT_S + 1.5, elapsed
+        return answer, time.monotonic() - started
+
+
+@pytest.mark.parametrize("start", [b"GET /health HTTP/1.1\r\nHo", HANDSHAKE[:60]], ids=["request", "handshake"])
+def test_a_client_dripping_its_head_gets_408_at_the_deadline(hostile: Any, start: bytes) -> None:
+    answer, elapsed = drip_until_answered(hostile[0], start)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+    assert HEAD_TIMEOUT_S - 0.1 < elapsed < HEAD_TIMEOUT_S + 1.5, elapsed
 
 
 def test_a_client_dripping_its_body_gets_408_at_the_deadline(hostile: Any) -> None:
-    port, _ = hostile
-    with connect(port) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
-        started = time.monotonic()
-        sock.settimeout(0.1)
-        answer = b""
-        while not answer and time.monotonic() - started < 5:
-            sock.sendall(b"x")  # one body byte every 100 ms: never idle, never done
-            try:
-                answer = sock.recv(65536)
-            except socket.timeout:
-                pass
-        elapsed = time.monotonic() - started
-        assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
-        assert b"request body not complete" in answer
-        assert HEAD_TIMEOUT_S - 0.1 < elapsed < HEAD_TIMEOUT_S + 1.5, elapsed
+    answer, elapsed = drip_until_answered(hostile[0], b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+    assert b"request body not complete" in answer
+    assert HEAD_TIMEOUT_S - 0.1 < elapsed < HEAD_TIMEOUT_S + 1.5, elapsed
 
 
 def test_connections_past_a_deadline_together_are_closed_a_slot_at_a_time() -> None:

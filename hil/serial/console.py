@@ -228,13 +228,18 @@ class SerialConsole:
                 self._cond.wait(0.05)
         return event
 
-    def _raise_if_event(self, since: int) -> None:
-        events = self.unexpected_events(since)
-        if events:
-            first = events[0]
-            if first.kind == PANIC:
-                self.wait_complete(first)  # re-entrant: the condition's RLock is released while it waits
-            raise ConsoleEventError(first)
+    def _raise_if_stopped(self, events_since: int | None) -> None:
+        """Raise what ends a read early: an unexpected event after `events_since` (None: do not watch), or the
+        console's end."""
+        if events_since is not None:
+            events = self.unexpected_events(events_since)
+            if events:
+                first = events[0]
+                if first.kind == PANIC:
+                    self.wait_complete(first)  # re-entrant: the condition's RLock is released while it waits
+                raise ConsoleEventError(first)
+        if self._error or self._closed:
+            raise ConsoleClosed(self._error or "console closed")
 
     def read_until(self, terminator: bytes | re.Pattern[bytes], timeout: float, *, events_since: int | None = None,
                    what: str = "") -> bytes:
@@ -256,10 +261,7 @@ class SerialConsole:
                     data = bytes(self._rx[:end])
                     del self._rx[:end]
                     return data
-                if events_since is not None:
-                    self._raise_if_event(events_since)
-                if self._error or self._closed:
-                    raise ConsoleClosed(self._error or "console closed")
+                self._raise_if_stopped(events_since)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     tail = bytes(self._rx[-200:])
@@ -271,10 +273,7 @@ class SerialConsole:
         deadline = time.monotonic() + timeout
         with self._cond:
             while len(self._rx) < size:
-                if events_since is not None:
-                    self._raise_if_event(events_since)
-                if self._error or self._closed:
-                    raise ConsoleClosed(self._error or "console closed")
+                self._raise_if_stopped(events_since)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ConsoleTimeout(f"expected {size} bytes from {self.url} within {timeout:g} s, got {bytes(self._rx)!r}")
