@@ -71,22 +71,46 @@ def match_path(segments, path):
 
 
 class Route:
+    """One route. Options a route leaves at their default are read from the class, so a route object holds only
+    what it sets (an app's routes live for its whole life, on a board's heap); `segments` is None for a path
+    without parameters, which is matched as a whole string."""
+
+    websocket = False
+    protocols = ()
+    summary = None
+    description = None
+    tags = ()
+    operation_id = None
+    with_request = False
+    include_in_schema = True
+
     def __init__(self, path, methods, endpoint, websocket=False, protocols=None, summary=None,
                  description=None, tags=None, operation_id=None, with_request=False, include_in_schema=True):
         self.path = path
-        self.segments = parse_template(path)
-        self.methods = methods
+        segments = parse_template(path)
+        self.segments = segments if any(converter for _, converter in segments) else None
+        self.methods = tuple(methods)
         self.endpoint = endpoint
-        self.websocket = websocket
-        self.protocols = list(protocols or [])
-        self.summary = summary
-        self.description = description
-        self.tags = list(tags or [])
-        self.operation_id = operation_id
-        self.with_request = with_request
-        self.include_in_schema = include_in_schema
+        if websocket:
+            self.websocket = True
+        if protocols:
+            self.protocols = tuple(protocols)
+        if summary is not None:
+            self.summary = summary
+        if description is not None:
+            self.description = description
+        if tags:
+            self.tags = tuple(tags)
+        if operation_id is not None:
+            self.operation_id = operation_id
+        if with_request:
+            self.with_request = True
+        if not include_in_schema:
+            self.include_in_schema = False
 
     def match(self, path):
+        if self.segments is None:
+            return {} if path == self.path else None
         return match_path(self.segments, path)
 
     def copy(self, prefix, tags):
@@ -187,7 +211,7 @@ class ViperHTTP(Router):
             params = route.match(request.path)
             if params is None:
                 continue
-            methods = route.methods + (["HEAD"] if "GET" in route.methods else [])
+            methods = route.methods + (("HEAD",) if "GET" in route.methods else ())
             if request.method not in methods:
                 allowed.extend(m for m in methods if m not in allowed)
                 continue

@@ -5,8 +5,11 @@ import json
 SCHEMA_TYPES = {"str": "string", "int": "integer", "float": "number", "path": "string"}  # path converter -> type
 
 
-def openapi_path(segments):
-    return "/" + "/".join(("{%s}" % text) if converter else text for text, converter in segments)
+def openapi_path(route):
+    """The route's path as OpenAPI writes it: parameters without their converters."""
+    if route.segments is None:
+        return route.path
+    return "/" + "/".join(("{%s}" % text) if converter else text for text, converter in route.segments)
 
 
 def openapi_document(app):
@@ -28,9 +31,9 @@ def openapi_document(app):
             continue
         parameters = [
             {"name": text, "in": "path", "required": True, "schema": {"type": SCHEMA_TYPES[converter]}}
-            for text, converter in route.segments if converter
+            for text, converter in route.segments or () if converter
         ]
-        item = paths.setdefault(openapi_path(route.segments), {})
+        item = paths.setdefault(openapi_path(route), {})
         for method in route.methods:
             item[method.lower()] = {
                 "summary": route.summary or name.replace("_", " "),

@@ -122,7 +122,7 @@ class ViperHTTP(core_app.ViperHTTP):
         document = super().openapi()
         for route in self.routes:
             spec = self.query_specs.get(route.path)
-            item = document["paths"].get(openapi_path(route.segments))
+            item = document["paths"].get(openapi_path(route))
             if not spec or item is None:
                 continue
             for operation in item.values():
