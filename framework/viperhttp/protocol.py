@@ -117,23 +117,30 @@ DEFAULT_MAX_FRAGMENTS = 1024 if MICROPYTHON else 131072
 
 
 class WebSocketProtocol:
+    # A connection's state starts as these class-level defaults and becomes its own only where it changes, so an
+    # idle connection's object holds little; the lists of events and output exist only while they hold something.
+    max_message_size = DEFAULT_MAX_MESSAGE_SIZE
+    max_fragments = DEFAULT_MAX_FRAGMENTS
+    state = OPEN
+    close_code = None  # the code this side reports for the connection once it is closing
+    close_reason = ""
+    failed = False  # closed because the client broke the protocol
+    _events = None
+    _output = None
+    _message_opcode = None
+    _message_size = 0
+    _fragments = 0
+    _message_parts = None  # binary: [the first chunk] or [it, one bytearray gathering all]
+    _text = None  # the TextDecoder of the text message being received, only while there is one
+
     def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, max_fragments=DEFAULT_MAX_FRAGMENTS):
-        self.max_message_size = max_message_size
-        self.max_fragments = max_fragments
-        self.state = OPEN
-        self.close_code = None  # the code this side reports for the connection once it is closing
-        self.close_reason = ""
-        self.failed = False  # closed because the client broke the protocol
+        if max_message_size != DEFAULT_MAX_MESSAGE_SIZE:
+            self.max_message_size = max_message_size
+        if max_fragments != DEFAULT_MAX_FRAGMENTS:
+            self.max_fragments = max_fragments
         self._buffer = ByteBuffer()
-        self._events = []
-        self._output = []
         self._parser = self._parse()
         next(self._parser)
-        self._message_opcode = None
-        self._message_size = 0
-        self._fragments = 0
-        self._message_parts = []  # binary: [the first chunk] or [it, one bytearray gathering all]
-        self._text = None  # the TextDecoder of the text message being received, only while there is one
 
     # -- input -------------------------------------------------------------------------------------------
     def receive_data(self, data):
@@ -164,12 +171,18 @@ class WebSocketProtocol:
             self._connection_lost()
 
     def events_received(self):
-        events, self._events = self._events, []
+        events, self._events = self._events or [], None
         return events
 
     def data_to_send(self):
-        output, self._output = self._output, []
+        output, self._output = self._output or [], None
         return output
+
+    def _event(self, event):
+        if self._events is None:
+            self._events = [event]
+        else:
+            self._events.append(event)
 
     # -- output ------------------------------------------------------------------------------------------
     def send_text(self, text):
@@ -184,16 +197,23 @@ class WebSocketProtocol:
     def send_frame(self, opcode, payload):
         if self.state != OPEN:
             raise ConnectionError("WebSocket is closing")
-        self._output.extend(encode_frame(opcode, payload))
+        self._send(encode_frame(opcode, payload))
 
     def send_close(self, code=CLOSE_NORMAL, reason=""):
         """Start the closing handshake (no-op when it has started)."""
         if self.state != OPEN:
             return
-        self._output.extend(encode_frame(OP_CLOSE, encode_close_payload(code, reason)))
+        self._send(encode_frame(OP_CLOSE, encode_close_payload(code, reason)))
         self.state = CLOSING
         self.close_code = code
         self.close_reason = reason
+
+    def _send(self, chunks):
+        """Queue a frame's byte strings (a list encode_frame made, so it is ours to keep)."""
+        if self._output is None:
+            self._output = chunks
+        else:
+            self._output.extend(chunks)
 
     # -- parsing -----------------------------------------------------------------------------------------
     def _parse(self):
@@ -223,8 +243,8 @@ class WebSocketProtocol:
                         raise ProtocolError(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
                 else:
                     parts = self._message_parts
-                    if not parts:
-                        parts.append(chunk)  # a message in one chunk is never copied
+                    if parts is None:
+                        self._message_parts = [chunk]  # a message in one chunk is never copied
                     else:
                         if len(parts) == 1:
                             parts.append(bytearray(parts[0]))
@@ -262,28 +282,28 @@ class WebSocketProtocol:
         else:
             parts = self._message_parts
             event = (BINARY, b"" if not parts else parts[0] if len(parts) == 1 else bytes(parts[1]))
-        self._message_parts = []
+        self._message_parts = None
         self._message_opcode = None
         if self.state != OPEN:
             return False  # data after our close frame is discarded (RFC 6455 1.4)
-        self._events.append(event)
+        self._event(event)
         return True
 
     def _control_frame(self, opcode, payload):
         """Handle a ping, pong or close; True when parsing is over."""
         if opcode == OP_PING:
             if self.state == OPEN:
-                self._output.extend(encode_frame(OP_PONG, payload))
+                self._send(encode_frame(OP_PONG, payload))
             return False
         if opcode == OP_PONG:
             return False  # unsolicited pongs are allowed and ignored
         code, reason = self._parse_close(payload)
         if self.state == OPEN:
             # echo the client's code; a close without one is answered with a normal closure
-            self._output.extend(encode_frame(OP_CLOSE, encode_close_payload(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code)))
+            self._send(encode_frame(OP_CLOSE, encode_close_payload(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code)))
             self.close_code = code
             self.close_reason = reason
-            self._events.append((CLOSE, code, reason))
+            self._event((CLOSE, code, reason))
         self.state = CLOSED
         return True
 
@@ -306,11 +326,11 @@ class WebSocketProtocol:
         self.failed = True
         if self.state == OPEN:
             self.send_close(code, reason)
-            self._events.append((CLOSE, code, reason))
+            self._event((CLOSE, code, reason))
         self.state = CLOSED
 
     def _connection_lost(self):
         if self.state == OPEN:
             self.close_code = CLOSE_ABNORMAL
-            self._events.append((CLOSE, CLOSE_ABNORMAL, ""))
+            self._event((CLOSE, CLOSE_ABNORMAL, ""))
         self.state = CLOSED

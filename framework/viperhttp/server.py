@@ -40,18 +40,23 @@ class Transport:
     serves the WebSocket layer.
     """
 
+    # The state of a connection whose writes the stream takes at once (most of them, most of the time) is these
+    # class-level defaults: a transport holds its own only once it differs, so an idle connection's object stays
+    # small. The writer task and its events start with the first backlog.
+    send_buffer_limit = DEFAULT_SEND_BUFFER_LIMIT
+    closed = False
+    _pending = None  # byte strings queued for the writer task
+    _pending_bytes = 0
+    _write_started = None  # ticks_ms() when the write in progress began
+    _busy = False  # the writer task has bytes to write or a backlog to drain: new bytes must queue
+    _wake = None
+    _drained = None
+
     def __init__(self, reader, writer, send_buffer_limit=DEFAULT_SEND_BUFFER_LIMIT):
         self.reader = reader
         self.writer = writer
-        self.send_buffer_limit = send_buffer_limit
-        self.closed = False
-        self._pending = []
-        self._pending_bytes = 0
-        self._write_started = None  # ticks_ms() when the write in progress began
-        self._busy = False  # the writer task has bytes to write or a backlog to drain: new bytes must queue
-        # The writer task and its events start with the first backlog: a connection whose writes the stream
-        # takes at once (most of them, most of the time) never pays for them.
-        self._wake = self._drained = None
+        if send_buffer_limit != DEFAULT_SEND_BUFFER_LIMIT:
+            self.send_buffer_limit = send_buffer_limit
 
     @property
     def client(self):
@@ -107,6 +112,8 @@ class Transport:
             if stream_backlog(self.writer) == 0:
                 return True  # all of it handed to the operating system
         else:
+            if self._pending is None:
+                self._pending = []
             for chunk in chunks:
                 self._pending.append(chunk)
                 self._pending_bytes += len(chunk)
@@ -138,7 +145,7 @@ class Transport:
                 while self._pending:
                     if stream_peer_gone(self.writer):
                         raise ConnectionError("connection lost")
-                    batch, self._pending = self._pending, []
+                    batch, self._pending = self._pending, None
                     self._pending_bytes = 0
                     # one write per batch: a burst of small frames costs one system call, not one each
                     self.writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
@@ -161,7 +168,7 @@ class Transport:
         if self.closed:
             return
         self.closed = True
-        self._pending = []
+        self._pending = None
         self._pending_bytes = 0
         if self._wake is not None:
             self._wake.set()

@@ -3,7 +3,7 @@ import asyncio
 import json
 
 from viperhttp.http import accept_response
-from viperhttp.protocol import BINARY, CLOSE, CLOSE_NORMAL, CLOSED, OP_TEXT, OPEN, TEXT, WebSocketProtocol, encode_frame
+from viperhttp.protocol import BINARY, CLOSE_NORMAL, CLOSED, OP_TEXT, OPEN, TEXT, WebSocketProtocol, encode_frame
 
 CLOSING_TIMEOUT_S = 5
 
@@ -18,6 +18,14 @@ class WebSocketDisconnect(Exception):
 
 
 class WebSocket:
+    # Until they change, a connection's flags are these class-level defaults, not entries in its own object.
+    subprotocol = None
+    accepted = False
+    _messages = None  # received messages receive() has not returned yet
+    _close_message = None
+    _close_reason = ""
+    _finished = False
+
     def __init__(self, request, transport, key, offered_subprotocol, server_header, max_message_size,
                  initial_data=b""):
         self.path = request.path
@@ -25,17 +33,11 @@ class WebSocket:
         self.query_params = request.query_params
         self.path_params = request.path_params
         self.client = transport.client
-        self.subprotocol = None
-        self.accepted = False
         self._transport = transport
         self._handshake = (key, offered_subprotocol, server_header)  # until accept() has answered it
         self._protocol = WebSocketProtocol(max_message_size)
         if initial_data:  # frames the client sent right behind its request: parsed now, taken after accept()
             self._protocol.receive_data(initial_data)
-        self._messages = []
-        self._close_message = None
-        self._close_reason = ""
-        self._finished = False
 
     @property
     def closed(self):
@@ -50,7 +52,8 @@ class WebSocket:
             subprotocol = offered_subprotocol
         await self._transport.send([accept_response(key, subprotocol, server_header)])
         self.accepted = True
-        self.subprotocol = subprotocol
+        if subprotocol is not None:
+            self.subprotocol = subprotocol
         self._handshake = None
         self._take_from_protocol()  # what the frames sent with the request caused (a pong, say) goes out now
 
@@ -66,7 +69,10 @@ class WebSocket:
             if self._close_message is not None:
                 return dict(self._close_message)
             self._feed(await self._transport.read())
-        return self._messages.pop(0)
+        message = self._messages.pop(0)
+        if not self._messages:
+            self._messages = None  # an idle connection holds no list
+        return message
 
     def _feed(self, data):
         """Hand the protocol what the transport read: bytes, or b"" for the client's end of stream (one meaning
@@ -88,13 +94,17 @@ class WebSocket:
         for event in protocol.events_received():
             kind = event[0]
             if kind == TEXT:
-                self._messages.append({"type": "text", "text": event[1]})
+                message = {"type": "text", "text": event[1]}
             elif kind == BINARY:
-                self._messages.append({"type": "bytes", "bytes": event[1]})
-            elif kind == CLOSE:
+                message = {"type": "bytes", "bytes": event[1]}
+            else:  # CLOSE, the last event
                 self._close_message = {"type": "close", "code": event[1]}
                 self._close_reason = event[2]
-                self._messages.append(dict(self._close_message))
+                message = dict(self._close_message)
+            if self._messages is None:
+                self._messages = [message]
+            else:
+                self._messages.append(message)
 
     async def receive_text(self):
         message = await self._receive_data()
