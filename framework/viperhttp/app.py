@@ -1,7 +1,7 @@
 # The application API: ViperHTTP, Router, route decorators, dispatch of HTTP requests and WebSocket
-# connections (OpenAPI: openapi.py). MicroPython cannot introspect function signatures, so a handler is called with its
-# path parameters as keyword arguments, and receives the Request first only when its route says
-# `with_request=True`.
+# connections (OpenAPI: openapi.py; path templates with parameters: templates.py). MicroPython cannot
+# introspect function signatures, so a handler is called with its path parameters as keyword arguments, and
+# receives the Request first only when its route says `with_request=True`.
 import asyncio
 
 from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
@@ -16,65 +16,12 @@ from viperhttp.websocket import WebSocket
 IMPLEMENTATION = "ViperHTTP-reference"
 VERSION = "0.1.0"
 
-# Path templates with typed parameters: /items/{item_id:int}, /files/{rest:path}, /users/{name}.
-# Matching walks segments instead of using regular expressions: MicroPython's `re` has no named groups.
-CONVERTERS = {"str": str, "int": int, "float": float, "path": str}
-
-
-def parse_template(path):
-    """[(literal, None) | (name, converter)] for each segment of a path template."""
-    if not path.startswith("/"):
-        raise ValueError("route path must start with '/': %r" % path)
-    segments = []
-    parts = path.split("/")[1:]
-    for index, part in enumerate(parts):
-        if part.startswith("{") and part.endswith("}"):
-            name, _, converter = part[1:-1].partition(":")
-            converter = converter or "str"
-            if converter not in CONVERTERS:
-                raise ValueError("unknown path converter %r in %r" % (converter, path))
-            if converter == "path" and index != len(parts) - 1:
-                raise ValueError("a {name:path} parameter must be the last segment: %r" % path)
-            segments.append((name, converter))
-        else:
-            segments.append((part, None))
-    return segments
-
-
-def match_path(segments, path):
-    """Path parameters converted to their types, or None when the path does not match."""
-    parts = path.split("/")[1:]
-    params = {}
-    for index, (text, converter) in enumerate(segments):
-        if converter == "path":
-            rest = "/".join(parts[index:])
-            if not rest:
-                return None
-            params[text] = rest
-            return params
-        if index >= len(parts):
-            return None
-        part = parts[index]
-        if converter is None:
-            if part != text:
-                return None
-            continue
-        if not part:
-            return None
-        try:
-            params[text] = CONVERTERS[converter](part)
-        except ValueError:
-            return None
-    if len(parts) != len(segments):
-        return None
-    return params
-
-
 class Route:
     """One route. Options a route leaves at their default are read from the class, so a route object holds only
     what it sets (an app's routes live for its whole life, on a board's heap); `segments` is None for a path
     without parameters, which is matched as a whole string."""
 
+    segments = None
     websocket = False
     protocols = ()
     summary = None
@@ -86,9 +33,15 @@ class Route:
 
     def __init__(self, path, methods, endpoint, websocket=False, protocols=None, summary=None,
                  description=None, tags=None, operation_id=None, with_request=False, include_in_schema=True):
+        if not path.startswith("/"):
+            raise ValueError("route path must start with '/': %r" % path)
         self.path = path
-        segments = parse_template(path)
-        self.segments = segments if any(converter for _, converter in segments) else None
+        if "{" in path:
+            from viperhttp.templates import parse_template  # loaded by the first route with a parameter
+
+            segments = parse_template(path)
+            if any(converter for _, converter in segments):
+                self.segments = segments
         self.methods = tuple(methods)
         self.endpoint = endpoint
         if websocket:
@@ -111,6 +64,8 @@ class Route:
     def match(self, path):
         if self.segments is None:
             return {} if path == self.path else None
+        from viperhttp.templates import match_path
+
         return match_path(self.segments, path)
 
     def copy(self, prefix, tags):
