@@ -92,23 +92,27 @@ class ByteBuffer:
             yield
 
 
-STATUS_PHRASES = {
-    101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    411: "Length Required", 413: "Content Too Large", 414: "URI Too Long", 422: "Unprocessable Content",
-    426: "Upgrade Required", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
-}
-METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+# Reason phrases of the statuses a server answers without an error; those of errors (errors.py) load with the first.
+SUCCESS_PHRASES = {101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content"}
+
+
+def reason_phrase(status, default=""):
+    phrase = SUCCESS_PHRASES.get(status)
+    if phrase is None and status >= 400:
+        from viperhttp.errors import ERROR_PHRASES
+
+        phrase = ERROR_PHRASES.get(status)
+    return phrase or default
 
 
 class HTTPException(Exception):
     """An HTTP error response: status, detail (JSON body `{"detail": ...}`), extra headers."""
 
     def __init__(self, status, detail=None, headers=None):
-        super().__init__(detail or STATUS_PHRASES.get(status, ""))  # MicroPython has no Exception.__init__
+        detail = detail or reason_phrase(status)
+        super().__init__(detail)  # MicroPython has no Exception.__init__
         self.status = status
-        self.detail = detail or STATUS_PHRASES.get(status, "Error")
+        self.detail = detail or "Error"
         self.headers = headers or {}
 
 
@@ -306,7 +310,7 @@ def read_body(buf, request):
 
 def response_head(status, headers):
     """Status line and headers; `headers` is a list of (name, value)."""
-    lines = ["HTTP/1.1 %d %s" % (status, STATUS_PHRASES.get(status, "Status"))]
+    lines = ["HTTP/1.1 %d %s" % (status, reason_phrase(status, "Status"))]
     for name, value in headers:
         lines.append("%s: %s" % (name, value))
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
