@@ -132,6 +132,7 @@ class WebSocketProtocol:
     _fragments = 0
     _message_parts = None  # binary: [the first chunk] or [it, one bytearray gathering all]
     _text = None  # the TextDecoder of the text message being received, only while there is one
+    _parser = None  # the _parse generator, only while a frame is partly received or buffered frames wait
 
     def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, max_fragments=DEFAULT_MAX_FRAGMENTS):
         if max_message_size != DEFAULT_MAX_MESSAGE_SIZE:
@@ -139,19 +140,17 @@ class WebSocketProtocol:
         if max_fragments != DEFAULT_MAX_FRAGMENTS:
             self.max_fragments = max_fragments
         self._buffer = ByteBuffer()
-        self._parser = self._parse()
-        next(self._parser)
 
     # -- input -------------------------------------------------------------------------------------------
     def receive_data(self, data):
-        if self._parser is None:
+        if self.state == CLOSED:
             return  # after the close handshake or a failure, further bytes mean nothing
         if data:
             self._buffer.feed(data)
         self._run_parser()
 
     def receive_eof(self):
-        if self._parser is None:
+        if self.state == CLOSED:
             return
         self._buffer.feed_eof()
         self._run_parser()
@@ -159,6 +158,10 @@ class WebSocketProtocol:
     def _run_parser(self):
         if self._events:
             return  # the application has not taken the last message yet
+        if self._parser is None:
+            if not self._buffer.available() and not self._buffer.eof:
+                return  # idle between frames
+            self._parser = self._parse()
         try:
             next(self._parser)
         except StopIteration:
@@ -217,13 +220,11 @@ class WebSocketProtocol:
 
     # -- parsing -----------------------------------------------------------------------------------------
     def _parse(self):
+        """Generator: parses frames until the buffer is empty between two frames, a message is complete (parsing
+        goes on once the application has taken it) or the connection is closed. It ends at each of those, so
+        an idle connection holds no parser."""
         buf = self._buffer
-        yield
-        while True:
-            while not buf.available():  # idle between frames, with no reader generator held open
-                if buf.eof:
-                    raise EOFError("connection closed")
-                yield
+        while buf.available():
             fin, opcode, length, mask = yield from parse_frame_header(buf.read_exact)
             if opcode >= OP_CLOSE:
                 payload = unmask_bytes((yield from buf.read_exact(length)), mask)
@@ -249,9 +250,11 @@ class WebSocketProtocol:
                         if len(parts) == 1:
                             parts.append(bytearray(parts[0]))
                         parts[1] += chunk
-            chunk = None  # the message is the application's now: an idle connection must not keep it alive
+            chunk = None  # the message is the application's now: a parser waiting for a frame must not keep it
             if fin and self._finish_message():
-                yield  # pause until the application takes the message
+                return
+        if buf.eof:
+            raise EOFError("connection closed")
 
     def _start_fragment(self, opcode, length):
         if opcode == OP_CONTINUATION:
