@@ -223,6 +223,14 @@ def _content_length(value):
     return length
 
 
+# Names of the headers an opening handshake carries, which its WebSocket keeps (`ws.headers`) for the connection's
+# life: a parsed header name equal to one of these is replaced by it, so connections share one copy. (A name
+# that is also an identifier or short literal anywhere in the code, such as "host", is shared by MicroPython
+# already.)
+SHARED_HEADER_NAMES = ("sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol",
+                       "sec-websocket-extensions", "user-agent", "origin")
+
+
 def parse_request(buf, limits, client=None):
     """Generator: a Request with its body, or None at a clean end of stream between requests."""
     request = yield from parse_request_head(buf, limits, client)
@@ -283,6 +291,10 @@ def parse_request_head(buf, limits, client=None):
             value = decode_utf8(value.strip(b" \t"))
         except ValueError:
             raise HTTPException(400, "header is not UTF-8")
+        for shared in SHARED_HEADER_NAMES:
+            if name == shared:
+                name = shared  # the one copy every request shares
+                break
         if name == "host" and name in headers:
             raise HTTPException(400, "more than one Host header")
         headers[name] = headers[name] + ", " + value if name in headers else value
