@@ -65,29 +65,30 @@ class Transport:
         except (AttributeError, OSError):
             return None
 
-    async def read(self):
-        """The next bytes from the client, b"" at its end of stream. While the client leaves what we send
-        unread (its pongs, say) and the send buffer is over its limit, this waits before reading, so the
-        client's own TCP window stops it; still over the limit after KEEP_ALIVE_IDLE_S, the connection is
-        dropped. Each read is at most the limit, so the replies one read can cause stay within it too."""
+    def read(self):
+        """An awaitable of the next bytes from the client: b"" at its end of stream, OSError when it reset the
+        connection. While the client leaves what we send unread (its pongs, say) and the send buffer is over
+        its limit, this waits before reading, so the client's own TCP window stops it; still over the limit
+        after KEEP_ALIVE_IDLE_S, the connection is dropped. Each read is at most the limit, so the replies one
+        read can cause stay within it too. Not a coroutine: most of the time it is the stream's own read, so a
+        connection waiting for the client holds no frame of ours."""
+        if self.closed or self._pending_bytes > self.send_buffer_limit:
+            return self._read_once_drained()
+        return self.reader.read(min(READ_SIZE, self.send_buffer_limit))
+
+    async def _read_once_drained(self):
+        started = ticks_ms()
+        while self._pending_bytes > self.send_buffer_limit and not self.closed:
+            left = KEEP_ALIVE_IDLE_S - ticks_diff(ticks_ms(), started) / 1000
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError()
+                await asyncio.wait_for(self._drained.wait(), left)
+            except asyncio.TimeoutError:
+                self.abort()
         if self.closed:
             return b""
-        if self._pending_bytes > self.send_buffer_limit:
-            started = ticks_ms()
-            while self._pending_bytes > self.send_buffer_limit and not self.closed:
-                left = KEEP_ALIVE_IDLE_S - ticks_diff(ticks_ms(), started) / 1000
-                try:
-                    if left <= 0:
-                        raise asyncio.TimeoutError()
-                    await asyncio.wait_for(self._drained.wait(), left)
-                except asyncio.TimeoutError:
-                    self.abort()
-            if self.closed:
-                return b""
-        try:
-            return await self.reader.read(min(READ_SIZE, self.send_buffer_limit))
-        except OSError:  # reset by the peer: the same as its end of stream
-            return b""
+        return await self.reader.read(min(READ_SIZE, self.send_buffer_limit))
 
     def send_nowait(self, chunks, force=False):
         """Queue byte strings; False (nothing queued) when the connection is closed or, unless `force` (protocol

@@ -68,7 +68,11 @@ class WebSocket:
         while not self._messages:
             if self._close_message is not None:
                 return dict(self._close_message)
-            self._feed(await self._transport.read())
+            try:
+                data = await self._transport.read()
+            except OSError:  # reset by the peer: the same as its end of stream
+                data = b""
+            self._feed(data)
         message = self._messages.pop(0)
         if not self._messages:
             self._messages = None  # an idle connection holds no list
@@ -176,7 +180,10 @@ class WebSocket:
 
     async def _await_client_close(self):
         while self._protocol.state != CLOSED:
-            data = await self._transport.read()
+            try:
+                data = await self._transport.read()
+            except OSError:
+                data = b""
             self._feed(data)
             if not data:
                 return
