@@ -133,25 +133,29 @@ class WebSocketProtocol:
     _message_parts = None  # binary: [the first chunk] or [it, one bytearray gathering all]
     _text = None  # the TextDecoder of the text message being received, only while there is one
     _parser = None  # the _parse generator, only while a frame is partly received or buffered frames wait
+    _buffer = None  # the ByteBuffer of received bytes, only while it holds some (or the end of stream)
 
     def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, max_fragments=DEFAULT_MAX_FRAGMENTS):
         if max_message_size != DEFAULT_MAX_MESSAGE_SIZE:
             self.max_message_size = max_message_size
         if max_fragments != DEFAULT_MAX_FRAGMENTS:
             self.max_fragments = max_fragments
-        self._buffer = ByteBuffer()
 
     # -- input -------------------------------------------------------------------------------------------
     def receive_data(self, data):
         if self.state == CLOSED:
             return  # after the close handshake or a failure, further bytes mean nothing
         if data:
+            if self._buffer is None:
+                self._buffer = ByteBuffer()
             self._buffer.feed(data)
         self._run_parser()
 
     def receive_eof(self):
         if self.state == CLOSED:
             return
+        if self._buffer is None:
+            self._buffer = ByteBuffer()
         self._buffer.feed_eof()
         self._run_parser()
 
@@ -159,13 +163,15 @@ class WebSocketProtocol:
         if self._events:
             return  # the application has not taken the last message yet
         if self._parser is None:
-            if not self._buffer.available() and not self._buffer.eof:
+            if self._buffer is None:
                 return  # idle between frames
             self._parser = self._parse()
         try:
             next(self._parser)
         except StopIteration:
             self._parser = None
+            if not self._buffer.available() and not self._buffer.eof:
+                self._buffer = None  # nothing left to parse: an idle connection holds no buffer
         except ProtocolError as exc:
             self._parser = None
             self._fail(exc.code, exc.reason)
