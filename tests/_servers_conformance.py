@@ -187,7 +187,7 @@ def _route(app: Any, path: str) -> Any:
 
 
 def _fault_echo_no_prefix(dut: Any) -> None:
-    _route(dut.app, "/ws/echo").endpoint = dut._echo_unchanged
+    _route(dut.app, "/ws/echo").endpoint = dut.ws_autobahn
 
 
 def _fault_echo_bytes_as_text(dut: Any) -> None:

@@ -52,7 +52,8 @@ async def ws_echo(ws):
             await ws.send_text("echo:" + msg.get("text", ""))
 
 
-async def _echo_unchanged(ws):
+@app.websocket("/ws/autobahn")
+async def ws_autobahn(ws):
     await ws.accept()
     while True:
         msg = await ws.receive()
@@ -64,14 +65,9 @@ async def _echo_unchanged(ws):
             await ws.send_text(msg.get("text", ""))
 
 
-@app.websocket("/ws/autobahn")
-async def ws_autobahn(ws):
-    await _echo_unchanged(ws)
-
-
 @app.websocket("/ws/mqtt", protocols=["mqtt", "mqttv5"])
 async def ws_mqtt(ws):
-    await _echo_unchanged(ws)
+    await ws_autobahn(ws)  # the same echo, with the sub-protocol negotiated
 
 
 @app.websocket("/ws/inspect")
