@@ -150,6 +150,8 @@ class ViperHTTP(Router):
                 if ws_route is None:
                     ws_route = route
                     request.path_params = params
+                    if route.segments is None:
+                        request.path = route.path  # equal: the WebSocket keeps the route's string, not a copy
             else:
                 http_match = True
         if is_upgrade_request(request):
