@@ -33,25 +33,35 @@ _peak = None  # highest live heap seen at the I/O points while a peak measuremen
 
 
 class BridgeStream:
+    # A connection's state starts as these class-level defaults and becomes the stream's own only where it
+    # changes: an idle connection's stream then costs about what a board's asyncio stream does (Stream, socket,
+    # poll entry), so the memory benchmark's per-connection figure is the framework's plus a board-like share.
+    _chunks = None  # received bytearrays the reader has not taken, the first from self._offset on
+    _offset = 0
+    _buffered = 0
+    _eof = False
+    _closed = False
+    _paused = False
+
     def __init__(self, conn_id, host, port):
         self.conn_id = conn_id
         self.peername = (host, port)
-        # the server looks for `writer.transport` (CPython asyncio's shape): abort(), get_write_buffer_size()
-        self.transport = self
-        self._chunks = []  # received bytearrays the reader has not taken, the first from self._offset on
-        self._offset = 0
-        self._buffered = 0
-        self._eof = False
-        self._closed = False
-        self._paused = False
         self._readable = asyncio.Event()
+
+    @property
+    def transport(self):
+        # the server looks for `writer.transport` (CPython asyncio's shape): abort(), get_write_buffer_size()
+        return self
 
     # -- called by Node -------------------------------------------------------------------------------------
     def feed(self, size):
         """Node has `size` received bytes for us: allocate, let Node copy them in, wake the reader."""
         chunk = bytearray(size)
         bridge_js.copy_into(self.conn_id, uctypes.addressof(chunk))
-        self._chunks.append(chunk)
+        if self._chunks is None:
+            self._chunks = [chunk]
+        else:
+            self._chunks.append(chunk)
         self._buffered += size
         self._readable.set()
         if self._buffered > RECEIVE_HIGH_WATER and not self._paused:
@@ -81,6 +91,8 @@ class BridgeStream:
         else:
             data = bytes(memoryview(chunk)[start:]) if start else bytes(chunk)
             self._chunks.pop(0)
+            if not self._chunks:
+                self._chunks = None
             self._offset = 0
         self._buffered -= len(data)
         if self._paused and self._buffered <= RECEIVE_HIGH_WATER // 2 and not self._closed:
@@ -225,17 +237,10 @@ def _sample_peak():
 
 
 def open_connection(conn_id, host, port):
-    """A new TCP connection: its stream, and a task running the framework's connection handler on it."""
+    """A new TCP connection: its stream, and a task running the app's connection handler on it. The handler is
+    the task itself, as `asyncio.start_server` runs it on a board: no frame of ours per connection. Handlers
+    close their own streams (viperhttp's and Microdot's do, whatever happens); an exception one lets escape is
+    printed by asyncio's handler for a task nobody awaits."""
     stream = BridgeStream(conn_id, host, port)
-    asyncio.create_task(_handle(stream))
+    asyncio.create_task(_handler(stream, stream))
     return stream
-
-
-async def _handle(stream):
-    try:
-        await _handler(stream, stream)
-    except Exception as exc:  # handle_connection catches its own; anything here is a bridge bug: say so
-        sys.print_exception(exc)
-        stream.abort()
-    finally:
-        stream.close()  # no socket outlives its handler (a no-op once the framework closed it)
