@@ -22,9 +22,9 @@ import viperhttp
 from conftest import serve_in_thread
 from sansio import run_websocket_stream
 from test_framework_split import read_response
-from viperhttp.compat import memory_info
 from viperhttp.http import Limits
 from viperhttp.protocol import WebSocketProtocol
+from vhil_serve.cli import load_dut_module
 from wsframes import HANDSHAKE, client_frame
 
 HEAD_TIMEOUT_S = 0.6
@@ -311,6 +311,9 @@ def test_writes_to_a_reset_peer_log_at_most_one_line(hostile: Any, caplog: pytes
 
 # -- small things -------------------------------------------------------------------------------------------
 def test_memory_info_does_not_collect_on_cpython(monkeypatch: pytest.MonkeyPatch) -> None:
+    load_dut_module()  # puts framework/dut on sys.path, as on a board
+    from dut_board import memory_info
+
     collections = []
     monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or 0)
     assert memory_info() == (None, None)

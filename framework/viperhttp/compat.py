@@ -125,18 +125,6 @@ def is_awaitable(obj):
     return hasattr(obj, "__await__") or (MICROPYTHON and hasattr(obj, "send") and hasattr(obj, "throw"))
 
 
-def memory_info():
-    """(free, allocated) heap bytes after a collection where the runtime tells them (MicroPython), else
-    (None, None) at once: CPython's gc has no such figures, so collecting there would cost a full pass for
-    nothing."""
-    if not MICROPYTHON:
-        return None, None
-    import gc
-
-    gc.collect()
-    return gc.mem_free(), gc.mem_alloc()
-
-
 def describe_exception(exc):
     """One line naming the exception; MicroPython and CPython word tracebacks differently."""
     return "%s: %s" % (type(exc).__name__, exc)
