@@ -201,8 +201,8 @@ def _fault_echo_bytes_as_text(dut: Any) -> None:
 def _fault_close_code_going_away(dut: Any) -> None:
     import viperhttp.protocol as protocol
 
-    original = protocol.encode_close_payload
-    protocol.encode_close_payload = lambda code, reason="": original(1001, reason)
+    original = protocol.encode_close
+    protocol.encode_close = lambda code, reason="": original(1001, reason)
 
 
 def _fault_subprotocol_none(dut: Any) -> None:

@@ -48,11 +48,6 @@ class ProtocolError(Exception):
         self.reason = reason
 
 
-def close_code_is_valid(code):
-    """May this code appear in a close frame on the wire? (RFC 6455 7.4 and the IANA registry.)"""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
-
-
 def parse_frame_header(read_exact):
     """Generator over `read_exact(n)` (a generator giving n bytes): the next client frame's header as
     (fin, opcode, payload length, mask); ProtocolError (close code 1002) for one the RFC forbids."""
@@ -97,7 +92,34 @@ def encode_frame(opcode, payload, fin=True):
     return [header, payload]
 
 
-def encode_close_payload(code, reason=""):
+# A close frame's payload (RFC 6455 5.5.1) is the value (code, reason): parsed, checked and encoded by the three
+# functions below. Functions over a pair rather than a class, because a class adds a type object and its method
+# table to every MicroPython import (`vhil bench memory` import_bytes must not grow).
+def parse_close(payload):
+    """The client's close payload as (code, reason); (CLOSE_NO_STATUS, "") for an empty one. ProtocolError
+    1002 for a one-byte payload or a code not allowed on the wire, 1007 for a reason that is not UTF-8."""
+    if not payload:
+        return CLOSE_NO_STATUS, ""
+    if len(payload) == 1:
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "close frame payload of one byte")
+    code = int.from_bytes(payload[:2], "big")
+    check_close(code)
+    try:
+        reason = decode_utf8(payload[2:])
+    except ValueError:
+        raise ProtocolError(CLOSE_INVALID_DATA, "close reason is not valid UTF-8")
+    return code, reason
+
+
+def check_close(code):
+    """ProtocolError 1002 unless the code may appear in a close frame on the wire (RFC 6455 7.4 and the IANA
+    registry)."""
+    if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid close code %d" % code)
+
+
+def encode_close(code, reason=""):
+    """The payload to send: the code, then the reason's UTF-8 cut to fit a control frame; empty for code None."""
     if code is None:
         return b""
     return code.to_bytes(2, "big") + reason.encode("utf-8")[:MAX_CONTROL_PAYLOAD - 2]
@@ -212,7 +234,7 @@ class WebSocketProtocol:
         """Start the closing handshake (no-op when it has started)."""
         if self.state != OPEN:
             return
-        self._send(encode_frame(OP_CLOSE, encode_close_payload(code, reason)))
+        self._send(encode_frame(OP_CLOSE, encode_close(code, reason)))
         self.state = CLOSING
         self.close_code = code
         self.close_reason = reason
@@ -306,29 +328,15 @@ class WebSocketProtocol:
             return False
         if opcode == OP_PONG:
             return False  # unsolicited pongs are allowed and ignored
-        code, reason = self._parse_close(payload)
+        code, reason = parse_close(payload)
         if self.state == OPEN:
             # echo the client's code; a close without one is answered with a normal closure
-            self._send(encode_frame(OP_CLOSE, encode_close_payload(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code)))
+            self._send(encode_frame(OP_CLOSE, encode_close(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code)))
             self.close_code = code
             self.close_reason = reason
             self._event((CLOSE, code, reason))
         self.state = CLOSED
         return True
-
-    def _parse_close(self, payload):
-        if not payload:
-            return CLOSE_NO_STATUS, ""
-        if len(payload) == 1:
-            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "close frame payload of one byte")
-        code = int.from_bytes(payload[:2], "big")
-        if not close_code_is_valid(code):
-            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "invalid close code %d" % code)
-        try:
-            reason = decode_utf8(payload[2:])
-        except ValueError:
-            raise ProtocolError(CLOSE_INVALID_DATA, "close reason is not valid UTF-8")
-        return code, reason
 
     # -- failure -----------------------------------------------------------------------------------------
     def _fail(self, code, reason):

@@ -1,14 +1,16 @@
-"""Frame encoding and close codes (RFC 6455 5.2, 7.4). Runs on CPython (pytest) and inside the MicroPython VM
-(tests/test_core_in_vm.py): unittest only, nothing either runtime lacks."""
+"""Frame encoding and the close payload (RFC 6455 5.2, 5.5.1, 7.4). Runs on CPython (pytest) and inside the
+MicroPython VM (tests/test_core_in_vm.py): unittest only, nothing either runtime lacks."""
 import unittest
 
 from viperhttp.protocol import (
     OP_BINARY,
     OP_CLOSE,
     OP_TEXT,
-    close_code_is_valid,
-    encode_close_payload,
+    ProtocolError,
+    check_close,
+    encode_close,
     encode_frame,
+    parse_close,
 )
 from wsframes import parse_server_frames
 
@@ -36,16 +38,41 @@ class EncodeFrame(unittest.TestCase):
         self.assertIs(chunks[1], payload)
 
 
-class CloseCodes(unittest.TestCase):
-    def test_codes_allowed_on_the_wire(self):
-        for code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999):
-            self.assertTrue(close_code_is_valid(code), code)
+ALLOWED_CODES = (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4000, 4999)
+NEVER_SENT_CODES = (0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535)
 
-    def test_codes_never_sent(self):
-        for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535):
-            self.assertFalse(close_code_is_valid(code), code)
+
+class ClosePayload(unittest.TestCase):
+    def assert_rejected(self, close_code, check, *args):
+        with self.assertRaises(ProtocolError) as caught:
+            check(*args)
+        self.assertEqual(caught.exception.code, close_code, args)
+
+    def test_codes_allowed_on_the_wire(self):
+        for code in ALLOWED_CODES:
+            check_close(code)
+            self.assertEqual(parse_close(code.to_bytes(2, "big")), (code, ""))
+
+    def test_codes_never_sent_are_a_protocol_error(self):
+        for code in NEVER_SENT_CODES:
+            self.assert_rejected(1002, check_close, code)
+            self.assert_rejected(1002, parse_close, code.to_bytes(2, "big") + b"why")
+
+    def test_encode_then_parse_round_trips(self):
+        for code, reason in ((1000, ""), (1001, "bye"), (4999, "caf\u00e9 \u2603"), (3000, "r" * 123)):
+            self.assertEqual(parse_close(encode_close(code, reason)), (code, reason))
+
+    def test_empty_payload_is_no_status(self):
+        self.assertEqual(parse_close(b""), (1005, ""))
+
+    def test_one_byte_payload_is_a_protocol_error(self):
+        self.assert_rejected(1002, parse_close, b"\x03")
+
+    def test_reason_not_utf8_is_invalid_data(self):
+        for reason in (b"\xff", b"ok\xc3", b"\xed\xa0\x80"):  # a stray byte, a cut sequence, a surrogate
+            self.assert_rejected(1007, parse_close, b"\x03\xe8" + reason)
 
     def test_close_payload_is_code_then_reason_cut_to_the_control_limit(self):
-        self.assertEqual(encode_close_payload(1000, "bye"), b"\x03\xe8bye")
-        self.assertEqual(encode_close_payload(None), b"")
-        self.assertEqual(len(encode_close_payload(1000, "r" * 300)), 125)
+        self.assertEqual(encode_close(1000, "bye"), b"\x03\xe8bye")
+        self.assertEqual(encode_close(None), b"")
+        self.assertEqual(len(encode_close(1000, "r" * 300)), 125)
