@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-import viperhttp
+from _apps import echo_app
 from sansio import parse_http_stream, run_websocket_stream
 from strategies import bounded, client_frames, http_stream, reads_of
 from wsframes import HANDSHAKE
@@ -31,33 +31,7 @@ def test_websocket_protocol_gives_the_same_events_replies_and_close_code_however
 
 
 # -- the real server over a real TCP connection --------------------------------------------------------------
-def _app() -> Any:
-    app = viperhttp.ViperHTTP(max_message_size=200)
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok"}
-
-    @app.post("/echo", with_request=True)
-    async def echo(request):
-        return viperhttp.Response(request.body, media_type="application/octet-stream")
-
-    @app.websocket("/ws/echo")
-    async def ws_echo(ws):
-        await ws.accept()
-        while True:
-            message = await ws.receive()
-            if message["type"] == "close":
-                break
-            if message["type"] == "bytes":
-                await ws.send_bytes(message["bytes"])
-            else:
-                await ws.send_text(message["text"])
-
-    return app
-
-
-APP = _app()
+APP = echo_app(max_message_size=200)
 
 
 async def _exchange(reads: list[bytes]) -> bytes:

@@ -9,11 +9,12 @@ from typing import Iterator
 
 import pytest
 
-import viperhttp
+from _apps import echo_app
 from conftest import serve_in_thread
 from sansio import parse_http_stream, split_at
-from wsframes import HANDSHAKE
+from wsframes import HANDSHAKE, client_frame
 from viperhttp.http import ByteBuffer, LimitExceeded
+from viperhttp.protocol import OP_TEXT
 
 # The example: a header line cut in two. Misread, `x-a` swallowed the rest of the head, the body came
 # out empty and `hello` was left over as the next request.
@@ -77,23 +78,7 @@ def test_a_bare_cr_at_the_limit_does_not_extend_it() -> None:
 # -- the real server over a real socket ---------------------------------------------------------------------
 @pytest.fixture
 def echo_port() -> Iterator[int]:
-    app = viperhttp.ViperHTTP()
-
-    @app.get("/health")
-    async def health():
-        return {"status": "ok"}
-
-    @app.post("/echo", with_request=True)
-    async def echo(request):
-        return viperhttp.Response(request.body, media_type="application/octet-stream")
-
-    @app.websocket("/ws/echo")
-    async def ws_echo(ws):
-        await ws.accept()
-        await ws.send_text("hi")
-        await ws.close()
-
-    with serve_in_thread(app) as port:
+    with serve_in_thread(echo_app()) as port:
         yield port
 
 
@@ -158,6 +143,7 @@ def test_handshake_split_inside_a_header_name_is_answered(echo_port: int) -> Non
         status, frames = read_response(sock, upgrade=True)
         assert status == 101
         assert time.monotonic() - started < 2  # unfixed, it waited for the 30 s idle timeout
+        sock.sendall(client_frame(OP_TEXT, b"hi"))
         while len(frames) < 4:
             frames += sock.recv(64)
         assert frames.startswith(b"\x81\x02hi")
