@@ -119,10 +119,17 @@ def check_close(code):
 
 
 def encode_close(code, reason=""):
-    """The payload to send: the code, then the reason's UTF-8 cut to fit a control frame; empty for code None."""
+    """The payload to send: the code, then the reason's UTF-8 cut to fit a control frame (at a character
+    boundary, so the peer still gets valid UTF-8); empty for code None."""
     if code is None:
         return b""
-    return code.to_bytes(2, "big") + reason.encode("utf-8")[:MAX_CONTROL_PAYLOAD - 2]
+    data = reason.encode("utf-8")
+    end = MAX_CONTROL_PAYLOAD - 2
+    if len(data) > end:
+        while data[end] & 0xC0 == 0x80:  # a continuation byte: the cut would split a character
+            end -= 1
+        data = data[:end]
+    return code.to_bytes(2, "big") + data
 
 
 TEXT = "text"

@@ -76,3 +76,11 @@ class ClosePayload(unittest.TestCase):
         self.assertEqual(encode_close(1000, "bye"), b"\x03\xe8bye")
         self.assertEqual(encode_close(None), b"")
         self.assertEqual(len(encode_close(1000, "r" * 300)), 125)
+
+    def test_a_reason_cut_to_the_limit_stays_utf8(self):
+        for prefix in ("", "r", "rr", "rrr"):  # the cut falls inside a 2-, 3- or 4-byte character, or after it
+            for char in ("\u00e9", "\u20ac", "\U0001f600"):
+                payload = encode_close(1001, prefix + char * 100)
+                self.assertTrue(len(payload) <= 125)
+                code, reason = parse_close(payload)  # raises 1007 if the cut split a character
+                self.assertEqual((code, reason), (1001, (prefix + char * 100)[:len(reason)]))
