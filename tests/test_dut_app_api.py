@@ -22,10 +22,13 @@ DOCUMENTED_ELSEWHERE = {"send_bytes"}
 GUIDE_KEYWORDS = {"title", "include_websocket_docs", "protocols", "room", "media_type"}
 # plain Python the app uses on its own values (str, dict, json, asyncio, its own classes)
 PYTHON_ATTRIBUTES = {"get", "partition", "isdigit", "dumps", "load", "sleep", "__name__"}
-OWN_OBJECTS = {ADAPTER, "self"}  # attributes of these are the adapter's or the app's own
+OWN_OBJECTS = {ADAPTER, "self", "dut_events"}  # attributes of these are the adapter's or the app's own
 # the guide promises broadcasts deliver, not that they return anything: their value must not be used
 NO_RETURN_VALUE = {"broadcast_text", "broadcast_json"}
-ALLOWED_IMPORTS = {"asyncio", "json", "viperhttp", "viperhttp_bridge", "runtime_reference", "runtime_viperhttp"}
+# the app's own module for /events, loaded by the first request for it (checked as main.py is)
+APP_MODULES = ("main.py", "dut_events.py")
+ALLOWED_IMPORTS = {"asyncio", "json", "viperhttp", "viperhttp_bridge", "runtime_reference", "runtime_viperhttp",
+                   "dut_events"}
 FRAMEWORK_RECEIVERS = {"viperhttp", "app", "ws", "ws_manager"}
 
 
@@ -56,11 +59,12 @@ def violations(source: str) -> list[str]:
 
 
 def test_dut_app_uses_only_the_guide_and_the_adapter() -> None:
-    assert violations(DUT_MAIN.read_text()) == []
+    for module in APP_MODULES:
+        assert violations((DUT_DIR / module).read_text()) == [], module
 
 
 def test_every_adapter_offers_what_the_app_asks_of_it() -> None:
-    used = {node.attr for node in ast.walk(ast.parse(DUT_MAIN.read_text()))
+    used = {node.attr for module in APP_MODULES for node in ast.walk(ast.parse((DUT_DIR / module).read_text()))
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == ADAPTER}
     assert used, "main.py no longer uses the adapter"
     for adapter in sorted(DUT_DIR.glob("runtime_*.py")):

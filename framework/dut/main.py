@@ -7,7 +7,6 @@
 # adapter for what this board runs, chosen here by what the firmware offers. tests/test_dut_app_api.py checks
 # that nothing else is used. receive() results are read exactly as the guide documents them, so a firmware
 # that deviates fails a contract test instead of being silently adapted to.
-import asyncio
 import json
 
 import viperhttp
@@ -156,45 +155,11 @@ async def stats():
     return result
 
 
-class TickEvents:
-    """`count` SSE events, `interval_ms` apart. A class, not an async generator: MicroPython has none."""
-
-    def __init__(self, count, interval_ms):
-        self.n = 0
-        self.count = count
-        self.interval_ms = interval_ms
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        if self.n >= self.count:
-            raise StopAsyncIteration
-        if self.n:
-            await asyncio.sleep(self.interval_ms / 1000)
-        self.n += 1
-        return {"event": "tick", "id": str(self.n - 1), "data": json.dumps({"n": self.n - 1})}
-
-
-def _bounded_int(name, text, default, upper):
-    """The integer in `text` (None: `default`) within 0..upper; ValueError naming the parameter otherwise."""
-    if text is None:
-        return default
-    text = str(text)
-    # the digit count first: a 400-digit value is rejected before it becomes a big integer
-    if not text.isdigit() or len(text) > len(str(upper)) or int(text) > upper:
-        raise ValueError("%s must be an integer from 0 to %d" % (name, upper))
-    return int(text)
-
-
 @runtime.get_with_query(app, "/events", SSE_PARAMETERS)
 async def events(count=None, interval_ms=None):
-    try:
-        count = _bounded_int("count", count, 3, SSE_MAX_EVENTS)
-        interval_ms = _bounded_int("interval_ms", interval_ms, 100, SSE_MAX_INTERVAL_MS)
-    except ValueError as exc:
-        raise runtime.http_error(422, str(exc))
-    return viperhttp.StreamingResponse(TickEvents(count, interval_ms), media_type="text/event-stream")
+    import dut_events  # the stream's code, loaded by the first request for events
+
+    return dut_events.event_stream(runtime, count, interval_ms, SSE_MAX_EVENTS, SSE_MAX_INTERVAL_MS)
 
 
 def main(host=None, port=None):
