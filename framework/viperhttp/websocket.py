@@ -20,7 +20,6 @@ class WebSocketDisconnect(Exception):
 class WebSocket:
     # Until they change, a connection's flags are these class-level defaults, not entries in its own object.
     subprotocol = None
-    accepted = False
     _messages = None  # received messages receive() has not returned yet
     _close_message = None
     _close_reason = ""
@@ -32,12 +31,20 @@ class WebSocket:
         self.headers = request.headers
         self.query_params = request.query_params
         self.path_params = request.path_params
-        self.client = transport.client
         self._transport = transport
         self._handshake = (key, offered_subprotocol, server_header)  # until accept() has answered it
         self._protocol = WebSocketProtocol(max_message_size)
         if initial_data:  # frames the client sent right behind its request: parsed now, taken after accept()
             self._protocol.receive_data(initial_data)
+
+    @property
+    def client(self):
+        """(host, port) of the peer where known (asked of the transport: one attribute fewer per connection)."""
+        return self._transport.client
+
+    @property
+    def accepted(self):
+        return self._handshake is None
 
     @property
     def closed(self):
@@ -51,7 +58,6 @@ class WebSocket:
         if subprotocol is None:
             subprotocol = offered_subprotocol
         await self._transport.send([accept_response(key, subprotocol, server_header)])
-        self.accepted = True
         if subprotocol is not None:
             self.subprotocol = subprotocol
         self._handshake = None
