@@ -137,23 +137,40 @@ def test_a_client_dripping_its_body_gets_408_at_the_deadline(hostile: Any) -> No
     assert HEAD_TIMEOUT_S - 0.1 < elapsed < HEAD_TIMEOUT_S + 1.5, elapsed
 
 
-def test_connections_past_a_deadline_together_are_closed_a_slot_at_a_time() -> None:
-    """Clients that started together reach their deadline together; the server closes them at most
-    EXPIRIES_PER_MS per loop turn instead of all in one, and still all of them within milliseconds."""
+def test_connections_accepted_together_have_their_deadlines_spread_over_milliseconds(monkeypatch: Any) -> None:
+    """Clients that connect together would reach their deadlines together; each connection's deadlines are
+    moved by its own 0 to DEADLINE_SPREAD_MS - 1 ms, so at most a few fall in any one millisecond."""
     from viperhttp import server
 
-    async def scenario() -> tuple[int, float]:
-        count = server.EXPIRIES_PER_MS * 3
-        started = time.monotonic()
-        turns = [asyncio.ensure_future(server._take_expiry_turn()) for _ in range(count)]
-        await asyncio.sleep(0)  # one loop turn: every task has asked for its slot
-        done_in_first_turn = sum(turn.done() for turn in turns)
-        await asyncio.wait_for(asyncio.gather(*turns), 1)
-        return done_in_first_turn, time.monotonic() - started
+    spreads: list[float] = []
+    read_request = server.Server._read_request
 
-    done_in_first_turn, elapsed = asyncio.run(scenario())
-    assert server.EXPIRIES_PER_MS <= done_in_first_turn < server.EXPIRIES_PER_MS * 3
-    assert elapsed < 1
+    async def recording(self: Any, reader: Any, buf: Any, peer: Any, spread_s: float) -> Any:
+        spreads.append(spread_s)
+        return await read_request(self, reader, buf, peer, spread_s)
+
+    monkeypatch.setattr(server.Server, "_read_request", recording)
+    app = viperhttp.ViperHTTP()
+    connections = server.DEADLINE_SPREAD_MS * 4
+
+    async def scenario() -> None:
+        srv = server.Server(app)
+        port = await srv.start("127.0.0.1", 0)
+        streams = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(connections)))
+        for _, writer in streams:
+            writer.write(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await asyncio.gather(*(reader.read() for reader, _ in streams))
+        for _, writer in streams:
+            writer.close()
+        await srv.close()
+
+    asyncio.run(scenario())
+    per_ms: dict[int, int] = {}
+    for spread in spreads[:connections]:
+        per_ms[round(spread * 1000)] = per_ms.get(round(spread * 1000), 0) + 1
+    assert len(spreads) >= connections
+    assert sorted(per_ms) == list(range(server.DEADLINE_SPREAD_MS)), per_ms
+    assert max(per_ms.values()) == 4, per_ms
 
 
 def test_a_complete_head_is_not_held_to_the_deadline(hostile: Any) -> None:

@@ -21,11 +21,10 @@ DEFAULT_SEND_BUFFER_LIMIT = 16 * 1024 if MICROPYTHON else 1024 * 1024
 # of broadcasts can pass the limit before the writer gets a turn) or its buffer reaches the hard cap.
 SLOW_WRITER_GRACE_MS = 1000
 HARD_CAP_FACTOR = 4
-# Connections that reach a deadline at the same instant (clients that started together) are closed at most
-# this many per millisecond, so no loop turn holds all of them while other connections wait.
-EXPIRIES_PER_MS = 20
-_expiry_slot_ms = 0  # the millisecond whose closing slots are being handed out
-_expiry_slot_used = 0
+# Each connection's deadlines fall up to this much after their nominal time, by the order connections were
+# accepted, so connections that started together (a flood of slow clients) reach them a few per millisecond
+# instead of all in one loop turn.
+DEADLINE_SPREAD_MS = 25
 
 
 class Transport:
@@ -259,6 +258,7 @@ class Server:
         self.app = app
         self.limits = limits or app.limits
         self.connections = 0
+        self.accepted = 0
         self.refused = 0
         self._server = None
 
@@ -279,9 +279,11 @@ class Server:
             peer = None
         linger = False
         self.connections += 1
+        spread_s = (self.accepted % DEADLINE_SPREAD_MS) / 1000
+        self.accepted += 1
         try:
             while True:
-                request = await self._read_request(reader, buf, peer)
+                request = await self._read_request(reader, buf, peer, spread_s)
                 if request is None:
                     break
                 route = self.app.websocket_route_for(request)
@@ -315,19 +317,20 @@ class Server:
             else:
                 await _close_stream(writer)
 
-    async def _read_request(self, reader, buf, peer):
+    async def _read_request(self, reader, buf, peer, spread_s):
         """The next request with its body; None when the client ends the connection (or stays silent for
         KEEP_ALIVE_IDLE_S) before starting one; HTTPException(408) when it starts one but has not finished the
-        head within the limits' head_timeout_s."""
+        head within the limits' head_timeout_s, or the body within body_timeout_s. Each deadline is `spread_s`
+        later (see DEADLINE_SPREAD_MS)."""
         head_timeout_s = self.limits.head_timeout_s
         parser = parse_request_head(buf, self.limits, peer)
         started = ticks_ms() if buf.available() else None
         try:
             next(parser)
             while True:
-                timeout = KEEP_ALIVE_IDLE_S
+                timeout = KEEP_ALIVE_IDLE_S + spread_s
                 if started is not None:
-                    timeout = head_timeout_s - ticks_diff(ticks_ms(), started) / 1000
+                    timeout = head_timeout_s + spread_s - ticks_diff(ticks_ms(), started) / 1000
                     if timeout <= 0:
                         raise asyncio.TimeoutError()
                 data = await read_within(reader, READ_SIZE, timeout)
@@ -341,16 +344,14 @@ class Server:
         except StopIteration as done:
             request = done.value
         except asyncio.TimeoutError:
-            await _take_expiry_turn()
             if started is None:
                 return None
             raise HTTPException(408, "request head not complete within %d s" % head_timeout_s)
         if request is not None and request.content_length:
             body_timeout_s = self.limits.body_timeout_s
             try:
-                await _run_parser(reader, buf, read_body(buf, request), body_timeout_s)
+                await _run_parser(reader, buf, read_body(buf, request), body_timeout_s + spread_s)
             except asyncio.TimeoutError:
-                await _take_expiry_turn()
                 raise HTTPException(408, "request body not complete within %d s" % body_timeout_s)
         return request
 
@@ -365,20 +366,6 @@ class Server:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-
-
-async def _take_expiry_turn():
-    """Wait for this connection's slot to be closed for a passed deadline (see EXPIRIES_PER_MS)."""
-    global _expiry_slot_ms, _expiry_slot_used
-    now = ticks_ms()
-    if ticks_diff(now, _expiry_slot_ms) > 0:
-        _expiry_slot_ms, _expiry_slot_used = now, 0
-    elif _expiry_slot_used >= EXPIRIES_PER_MS:
-        _expiry_slot_ms, _expiry_slot_used = _expiry_slot_ms + 1, 0
-    _expiry_slot_used += 1
-    wait_ms = ticks_diff(_expiry_slot_ms, now)
-    if wait_ms > 0:
-        await asyncio.sleep(wait_ms / 1000)
 
 
 async def _run_parser(reader, buf, parser, timeout_s):
