@@ -505,11 +505,22 @@ async def connection_cap(server: Server, quick: bool) -> dict[str, Any]:
     return {"default_cap": cap, "opened": cap + 20, "answers": counts}
 
 
+# A query made too long by schema-violating values is refused 414 (the request-line limit), as rightly as 400 or
+# 422: schemathesis' default list of rejection statuses leaves 414 out.
+SCHEMATHESIS_CONFIG = """[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "414", "415", "422", "428", "429"]
+"""
+
+
 async def schemathesis_keep_alive(server: Server, quick: bool) -> dict[str, Any]:
-    """schemathesis against /openapi.json with its default requests session (keep-alive)."""
-    argv = ["schemathesis", "run", f"http://127.0.0.1:{server.port}/openapi.json", "--checks", "all",
-            "--max-examples", "20" if quick else "200"]
+    """schemathesis against /openapi.json with its default requests session (keep-alive). Not /events: a valid
+    request there streams for count x interval_ms (16 hours at the declared bounds), which schemathesis can only
+    report as a timeout; its bounds (422) are the contract suite's (conformance/contract/test_sse.py)."""
     with tempfile.TemporaryDirectory() as scratch:  # schemathesis keeps a cache in its working directory
+        config = Path(scratch) / "schemathesis.toml"
+        config.write_text(SCHEMATHESIS_CONFIG)
+        argv = ["schemathesis", "--config-file", str(config), "run", f"http://127.0.0.1:{server.port}/openapi.json",
+                "--checks", "all", "--max-examples", "20" if quick else "200", "--exclude-path", "/events"]
         result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, cwd=scratch,
                                          timeout=PHASE_TIMEOUT_S)
     tail = [line for line in result.stdout.splitlines() if "generated" in line or "issues" in line.lower()]

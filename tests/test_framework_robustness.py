@@ -307,6 +307,23 @@ def test_a_request_pipelined_behind_a_stream_is_answered_after_it(hostile: Any) 
     assert b"2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n" in response and response.endswith(b'{"status": "ok"}')
 
 
+def test_a_request_sent_after_a_stream_ends_is_answered_on_the_same_connection(hostile: Any) -> None:
+    """The stream's reader of the client must be gone before the next request is read (asyncio allows one
+    reader per stream)."""
+    port, seen = hostile
+    with connect(port) as sock:
+        for _ in range(3):
+            sock.sendall(b"GET /short HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while not received.endswith(b"0\r\n\r\n"):
+                chunk = sock.recv(65536)
+                assert chunk, "closed after %r" % received
+                received += chunk
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(sock) == (200, b'{"status": "ok"}')
+    assert not [line for line in seen["log"] if "connection error" in line], seen["log"]
+
+
 # -- a reset peer -------------------------------------------------------------------------------------------
 def test_writes_to_a_reset_peer_log_at_most_one_line(hostile: Any, caplog: pytest.LogCaptureFixture) -> None:
     port, seen = hostile

@@ -54,8 +54,8 @@ def get_with_query(app, path, params):
 
 
 def _declare_query(app, path, params):
-    # The reference's routes have no query spec yet, so its OpenAPI document is completed here: the bounds and
-    # the 422 are declared, so a schema-valid request is never refused and the refusal is documented.
+    # The reference's routes have no query spec yet, so its OpenAPI document is completed here: the bounds, the
+    # 422 and the 414 a long query gets are declared, so a schema-valid request is never refused and the refusal is documented.
     build = app.openapi
 
     def openapi():
@@ -65,6 +65,7 @@ def _declare_query(app, path, params):
                 {"name": name, "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 0, "maximum": largest}} for name, largest in params]
             operation["responses"]["422"] = {"description": "a query parameter is out of range"}
+            operation["responses"]["414"] = {"description": "the request line (a long query) is over the limit"}
         return document
     app.openapi = openapi
 

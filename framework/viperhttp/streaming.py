@@ -30,7 +30,12 @@ async def write_stream(writer, response, headers, head_only, keep_alive, reader,
             raise  # the server is being shut down
         return False
     finally:
-        watcher.cancel()
+        if not watcher.done():
+            watcher.cancel()
+            try:
+                await watcher  # gone before the caller reads the next request: a stream allows one reader
+            except asyncio.CancelledError:
+                pass
     return keep_alive
 
 
