@@ -22,10 +22,12 @@ filesystem comes first on sys.path and shadows them.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.abc
 import importlib.machinery
 import inspect
 import json
+import pkgutil
 import sys
 import types
 from pathlib import Path
@@ -359,13 +361,12 @@ class BuiltinModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 def install(fs_root: Path) -> None:
     """Make the firmware's modules the board's: the reference framework this module is built on stays loaded
     for it, but the name `viperhttp` is the firmware's from now on."""
-    # Modules the reference imports on first use (its OpenAPI document, streamed responses) stay registered under
-    # their names: once `viperhttp` is the firmware's, they could not be found as its submodules any more.
-    import viperhttp.openapi  # noqa: F401
-    import viperhttp.streaming  # noqa: F401
+    # Every module of the reference, those it imports on first use (its OpenAPI document, streamed responses,
+    # error phrases, path templates, ...) included, is loaded now and stays registered under its name: once
+    # `viperhttp` is the firmware's, they could not be found as its submodules any more.
+    import viperhttp
 
-    lazily_loaded = ("viperhttp.openapi", "viperhttp.streaming")
-    for name in [n for n in sys.modules if n == "viperhttp" or n.startswith("viperhttp.")]:
-        if name not in lazily_loaded:
-            del sys.modules[name]
+    for info in pkgutil.iter_modules(viperhttp.__path__):
+        importlib.import_module("viperhttp." + info.name)
+    del sys.modules["viperhttp"]
     sys.meta_path.insert(0, BuiltinModules(fs_root))
