@@ -50,6 +50,7 @@ def unmask_loop(data, mask, offset=0):
 
 
 if MICROPYTHON:
+    import asyncio  # loaded by the server anyway; read_within runs on every read
 
     def TextDecoder():
         """utf8.TextDecoder, loaded by the first text message or non-ASCII field: an app that gets neither never
@@ -66,8 +67,6 @@ if MICROPYTHON:
 
     def read_within(reader, size, timeout_s):
         """reader.read(size), or asyncio.TimeoutError after `timeout_s`."""
-        import asyncio
-
         return asyncio.wait_for(reader.read(size), timeout_s)
 
 else:

@@ -291,10 +291,8 @@ def parse_request_head(buf, limits, client=None):
             value = decode_utf8(value.strip(b" \t"))
         except ValueError:
             raise HTTPException(400, "header is not UTF-8")
-        for shared in SHARED_HEADER_NAMES:
-            if name == shared:
-                name = shared  # the one copy every request shares
-                break
+        if name in SHARED_HEADER_NAMES:  # one comparison loop in C for the common header that is none of them
+            name = SHARED_HEADER_NAMES[SHARED_HEADER_NAMES.index(name)]  # the one copy every request shares
         if name == "host" and name in headers:
             raise HTTPException(400, "more than one Host header")
         headers[name] = headers[name] + ", " + value if name in headers else value

@@ -85,9 +85,7 @@ class Transport:
                 await asyncio.wait_for(self._drained.wait(), left)
             except asyncio.TimeoutError:
                 self.abort()
-        if self.closed:
-            return b""
-        return await self.reader.read(min(READ_SIZE, self.send_buffer_limit))
+        return b"" if self.closed else await self.read()
 
     def send_nowait(self, chunks, force=False):
         """Queue byte strings; False (nothing queued) when the connection is closed or, unless `force` (protocol
