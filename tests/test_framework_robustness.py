@@ -137,21 +137,22 @@ def test_a_client_dripping_its_body_gets_408_at_the_deadline(hostile: Any) -> No
     assert HEAD_TIMEOUT_S - 0.1 < elapsed < HEAD_TIMEOUT_S + 1.5, elapsed
 
 
-def test_connections_accepted_together_have_their_deadlines_spread_over_milliseconds(monkeypatch: Any) -> None:
+def test_connections_accepted_together_reach_their_deadlines_milliseconds_apart_and_never_late(monkeypatch: Any) -> None:
     """Clients that connect together would reach their deadlines together; each connection's deadlines are
-    moved by its own 0 to DEADLINE_SPREAD_MS - 1 ms, so at most a few fall in any one millisecond."""
+    shortened by its own step of DEADLINE_SPREAD / DEADLINE_SLOTS, so with the 10 s head deadline they fall
+    2 ms apart, and none later than configured."""
     from viperhttp import server
 
-    spreads: list[float] = []
+    scales: list[float] = []
     read_request = server.Server._read_request
 
-    async def recording(self: Any, reader: Any, buf: Any, peer: Any, spread_s: float) -> Any:
-        spreads.append(spread_s)
-        return await read_request(self, reader, buf, peer, spread_s)
+    async def recording(self: Any, reader: Any, buf: Any, peer: Any, deadline_scale: float) -> Any:
+        scales.append(deadline_scale)
+        return await read_request(self, reader, buf, peer, deadline_scale)
 
     monkeypatch.setattr(server.Server, "_read_request", recording)
     app = viperhttp.ViperHTTP()
-    connections = server.DEADLINE_SPREAD_MS * 4
+    connections = 100
 
     async def scenario() -> None:
         srv = server.Server(app)
@@ -165,12 +166,12 @@ def test_connections_accepted_together_have_their_deadlines_spread_over_millisec
         await srv.close()
 
     asyncio.run(scenario())
-    per_ms: dict[int, int] = {}
-    for spread in spreads[:connections]:
-        per_ms[round(spread * 1000)] = per_ms.get(round(spread * 1000), 0) + 1
-    assert len(spreads) >= connections
-    assert sorted(per_ms) == list(range(server.DEADLINE_SPREAD_MS)), per_ms
-    assert max(per_ms.values()) == 4, per_ms
+    head_deadlines_ms = sorted(app.limits.head_timeout_s * 1000 * scale for scale in scales)
+    assert len(head_deadlines_ms) >= connections
+    assert max(head_deadlines_ms) == app.limits.head_timeout_s * 1000
+    assert min(head_deadlines_ms) >= app.limits.head_timeout_s * 1000 * (1 - server.DEADLINE_SPREAD)
+    gaps = [b - a for a, b in zip(head_deadlines_ms, head_deadlines_ms[1:])]
+    assert min(gaps) >= 1.99, gaps
 
 
 def test_a_complete_head_is_not_held_to_the_deadline(hostile: Any) -> None:

@@ -21,10 +21,13 @@ DEFAULT_SEND_BUFFER_LIMIT = 16 * 1024 if MICROPYTHON else 1024 * 1024
 # of broadcasts can pass the limit before the writer gets a turn) or its buffer reaches the hard cap.
 SLOW_WRITER_GRACE_MS = 1000
 HARD_CAP_FACTOR = 4
-# Each connection's deadlines fall up to this much after their nominal time, by the order connections were
-# accepted, so connections that started together (a flood of slow clients) reach them a few per millisecond
-# instead of all in one loop turn.
-DEADLINE_SPREAD_MS = 25
+# A connection's deadlines (head, body, keep-alive idle) are up to DEADLINE_SPREAD of their length shorter, by
+# the order connections were accepted (DEADLINE_SLOTS steps), so clients that started together (a flood of slow
+# clients) reach them one every few milliseconds instead of all in one loop turn: expiring one costs a 408, a
+# linger and a close, and 500 at once held the loop for over 100 ms. The configured length stays the longest a
+# client is given.
+DEADLINE_SPREAD = 0.1
+DEADLINE_SLOTS = 500
 
 
 class Transport:
@@ -277,11 +280,11 @@ class Server:
             peer = None
         linger = False
         self.connections += 1
-        spread_s = (self.accepted % DEADLINE_SPREAD_MS) / 1000
+        deadline_scale = 1 - (self.accepted % DEADLINE_SLOTS) * DEADLINE_SPREAD / DEADLINE_SLOTS
         self.accepted += 1
         try:
             while True:
-                request = await self._read_request(reader, buf, peer, spread_s)
+                request = await self._read_request(reader, buf, peer, deadline_scale)
                 if request is None:
                     break
                 route = self.app.websocket_route_for(request)
@@ -315,42 +318,22 @@ class Server:
             else:
                 await _close_stream(writer)
 
-    async def _read_request(self, reader, buf, peer, spread_s):
+    async def _read_request(self, reader, buf, peer, deadline_scale):
         """The next request with its body; None when the client ends the connection (or stays silent for
         KEEP_ALIVE_IDLE_S) before starting one; HTTPException(408) when it starts one but has not finished the
-        head within the limits' head_timeout_s, or the body within body_timeout_s. Each deadline is `spread_s`
-        later (see DEADLINE_SPREAD_MS)."""
-        head_timeout_s = self.limits.head_timeout_s
-        parser = parse_request_head(buf, self.limits, peer)
-        started = ticks_ms() if buf.available() else None
+        head within the limits' head_timeout_s, or the body within body_timeout_s. Each of these is
+        multiplied by `deadline_scale` (see DEADLINE_SPREAD)."""
+        limits = self.limits
         try:
-            next(parser)
-            while True:
-                timeout = KEEP_ALIVE_IDLE_S + spread_s
-                if started is not None:
-                    timeout = head_timeout_s + spread_s - ticks_diff(ticks_ms(), started) / 1000
-                    if timeout <= 0:
-                        raise asyncio.TimeoutError()
-                data = await read_within(reader, READ_SIZE, timeout)
-                if data:
-                    if started is None:
-                        started = ticks_ms()
-                    buf.feed(data)
-                else:
-                    buf.feed_eof()
-                next(parser)
-        except StopIteration as done:
-            request = done.value
+            request = await _run_parser(reader, buf, parse_request_head(buf, limits, peer),
+                                        limits.head_timeout_s * deadline_scale, KEEP_ALIVE_IDLE_S * deadline_scale)
         except asyncio.TimeoutError:
-            if started is None:
-                return None
-            raise HTTPException(408, "request head not complete within %d s" % head_timeout_s)
+            raise HTTPException(408, "request head not complete within %d s" % limits.head_timeout_s)
         if request is not None and request.content_length:
-            body_timeout_s = self.limits.body_timeout_s
             try:
-                await _run_parser(reader, buf, read_body(buf, request), body_timeout_s + spread_s)
+                await _run_parser(reader, buf, read_body(buf, request), limits.body_timeout_s * deadline_scale)
             except asyncio.TimeoutError:
-                raise HTTPException(408, "request body not complete within %d s" % body_timeout_s)
+                raise HTTPException(408, "request body not complete within %d s" % limits.body_timeout_s)
         return request
 
     async def start(self, host, port):
@@ -366,17 +349,29 @@ class Server:
             await self._server.wait_closed()
 
 
-async def _run_parser(reader, buf, parser, timeout_s):
-    """Feed `parser` reads until it returns; asyncio.TimeoutError if that takes more than `timeout_s`."""
-    started = ticks_ms()
+async def _run_parser(reader, buf, parser, timeout_s, idle_s=0):
+    """Feed `parser` reads until it returns, and return what it returns; asyncio.TimeoutError if that takes
+    more than `timeout_s`. With `idle_s` (a request head), the time counts from the first byte, and None is
+    returned when none comes within `idle_s`."""
+    started = None if idle_s and not buf.available() else ticks_ms()
     try:
         next(parser)
         while True:
-            left = timeout_s - ticks_diff(ticks_ms(), started) / 1000
-            if left <= 0:
-                raise asyncio.TimeoutError()
-            data = await read_within(reader, READ_SIZE, left)
+            if started is None:
+                left = idle_s
+            else:
+                left = timeout_s - ticks_diff(ticks_ms(), started) / 1000
+                if left <= 0:
+                    raise asyncio.TimeoutError()
+            try:
+                data = await read_within(reader, READ_SIZE, left)
+            except asyncio.TimeoutError:
+                if started is None:
+                    return None
+                raise
             if data:
+                if started is None:
+                    started = ticks_ms()
                 buf.feed(data)
             else:
                 buf.feed_eof()
