@@ -40,12 +40,14 @@ from wsframes import HANDSHAKE, client_frame  # noqa: E402
 from hil.artifacts import atomic_write_json  # noqa: E402
 from hil.probe import READY_LINE_PATTERN  # noqa: E402
 from hil.process import ManagedProcess  # noqa: E402
+from loop_turns import WRITE_EVERY_S as LOOP_TURNS_WRITE_EVERY_S  # noqa: E402
 from viperhttp.protocol import WebSocketProtocol  # noqa: E402
 from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT  # noqa: E402
 
 PHASE_TIMEOUT_S = 180.0
 HEAD_TIMEOUT_S = 10  # viperhttp.http.Limits' default, what the drip phase waits for
 SLOWHTTPTEST_RATE_PER_S = 50  # connections a second that slowhttptest opens by default (its -r)
+DRIP_IDLE_BASELINE_S = 3  # /health probed before the drip clients start: this machine's noise, same run
 # A browser-like opening handshake (Chromium's header set), about as long as the issue's 1,157 bytes.
 BROWSER_HANDSHAKE = (
     "GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1:8765\r\nConnection: Upgrade\r\nPragma: no-cache\r\n"
@@ -63,8 +65,11 @@ BROWSER_HANDSHAKE = (
 class Server:
     """`python -m vhil_serve --port 0` as a managed child process: its port, pid and output lines."""
 
-    def __init__(self) -> None:
-        self.process = ManagedProcess([sys.executable, "-u", "-m", "vhil_serve", "--port", "0"], die_with_parent=True)
+    def __init__(self, loop_turns: Path | None = None) -> None:
+        """With `loop_turns`, the server's loop turns are timed into that file (see loop_turns.py)."""
+        self.loop_turns = loop_turns
+        serve = [str(HERE / "loop_turns.py"), str(loop_turns)] if loop_turns else ["-m", "vhil_serve"]
+        self.process = ManagedProcess([sys.executable, "-u", *serve, "--port", "0"], die_with_parent=True)
         match = self.process.wait_for_line(READY_LINE_PATTERN, 20)
         self.port = int(match.group(2))
         self.ps = psutil.Process(self.process.pid)
@@ -326,13 +331,11 @@ async def fragment_flood(server: Server, quick: bool) -> dict[str, Any]:
 
 
 def probe_health(port: int, stop: Any, results: Any) -> None:
-    """GET /health every 50 ms, each on a new connection, until `stop`; puts (times in ms, [(second, ms) of
-    the probes over 10 ms]) on `results`. Runs in its own process, so the drip clients' work in this one does
-    not add to its times."""
-    times: list[float] = []
-    slow: list[tuple[float, float]] = []
-    first = time.perf_counter()
+    """GET /health every 50 ms, each on a new connection, until `stop`; puts [(time.monotonic() at its start, ms)]
+    on `results`. Runs in its own process, so the drip clients' work in this one does not add to its times."""
+    probes: list[tuple[float, float]] = []
     while not stop.is_set():
+        at = time.monotonic()
         started = time.perf_counter()
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -342,18 +345,38 @@ def probe_health(port: int, stop: Any, results: Any) -> None:
                 if not chunk:
                     break
                 data += chunk
-        times.append((time.perf_counter() - started) * 1000)
-        if times[-1] > 10:
-            slow.append((round(started - first, 2), round(times[-1], 1)))
+        probes.append((at, (time.perf_counter() - started) * 1000))
         time.sleep(0.05)
-    results.put((times, slow))
+    results.put(probes)
+
+
+def window_figures(windows: dict[str, tuple[float, float]], probes: list[tuple[float, float]],
+                   turns: list[list[float]]) -> dict[str, dict[str, Any]]:
+    """Per window (name: (from, to) in time.monotonic()): the /health probes that started in it (median, p99,
+    max, how many over 10 ms) and the server's loop turns in it (how many over 3 ms of CPU, the longest)."""
+    figures: dict[str, dict[str, Any]] = {}
+    for name, (start, end) in windows.items():
+        times = sorted(ms for at, ms in probes if start <= at < end)
+        cpu = [ms for at, ms in turns if start <= at < end]
+        figures[name] = {"seconds": round(end - start, 2), "health_probes": len(times),
+                         "server_turns_over_3ms_cpu": sum(1 for ms in cpu if ms > 3),
+                         "server_longest_turn_cpu_ms": max(cpu, default=0)}
+        if times:
+            figures[name].update({"health_ms_median": round(statistics.median(times), 2),
+                                  "health_ms_p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+                                  "health_ms_max": round(times[-1], 2),
+                                  "health_probes_over_10ms": sum(1 for ms in times if ms > 10)})
+    return figures
 
 
 async def head_drip(server: Server, quick: bool, ramp_per_s: float = 0) -> dict[str, Any]:
-    """500 clients each sending one header byte every 5 s, while another process times /health. They all
-    start at once (so their bytes and their deadlines arrive together), or `ramp_per_s` a second apart."""
+    """500 clients each sending one header byte every 5 s, while another process times /health and the server
+    times its loop turns (Server(loop_turns=...)). They all start at once (so their connections, their bytes
+    and their deadlines arrive together), or `ramp_per_s` a second apart. Figures per window: idle (before the
+    first client, the machine's own noise), connecting (all at once only), dripping, and expiring (from the
+    first close to a second after the last: the 408s, the lingers, the closes)."""
     clients = 100 if quick else 500
-    results: list[tuple[float, bytes]] = []
+    results: list[tuple[float, float, bytes]] = []  # (connected at, closed at, answer)
 
     async def drip(index: int) -> None:
         if ramp_per_s:
@@ -371,7 +394,7 @@ async def head_drip(server: Server, quick: bool, ramp_per_s: float = 0) -> dict[
                     writer.write(b"d")
         except ConnectionError:
             answer = b"<reset>"
-        results.append((time.monotonic() - started, answer))
+        results.append((started, time.monotonic(), answer))
         writer.close()
 
     probe_results: Any = multiprocessing.get_context("spawn").Queue()
@@ -379,19 +402,31 @@ async def head_drip(server: Server, quick: bool, ramp_per_s: float = 0) -> dict[
     prober = multiprocessing.get_context("spawn").Process(target=probe_health, args=(server.port, stop, probe_results))
     prober.start()
     try:
+        idle_from = time.monotonic() + 1  # the prober's interpreter starts meanwhile
+        await asyncio.sleep(DRIP_IDLE_BASELINE_S + 1)
+        first_connect = time.monotonic()
         await asyncio.gather(*(drip(index) for index in range(clients)))
+        await asyncio.sleep(1)
     finally:
         stop.set()
-        health_ms, slow = await asyncio.to_thread(probe_results.get, True, 30)
+        probes = await asyncio.to_thread(probe_results.get, True, 30)
         prober.join(10)
-    closed_at = sorted(t for t, _ in results)
-    return {"clients": clients, "started_per_s": ramp_per_s or "all at once", "closed": sum(1 for _, a in results if a),
-            "answered_408": sum(1 for _, a in results if a.startswith(b"HTTP/1.1 408")),
-            "close_s_min": round(closed_at[0], 2), "close_s_max": round(closed_at[-1], 2),
-            "deadline_s": HEAD_TIMEOUT_S, "health_probes": len(health_ms),
-            "health_ms_median": round(statistics.median(health_ms), 2),
-            "health_ms_p99": round(sorted(health_ms)[int(len(health_ms) * 0.99)], 2),
-            "health_ms_max": round(max(health_ms), 2), "health_probes_over_10ms_at_s": slow}
+    await asyncio.sleep(2 * LOOP_TURNS_WRITE_EVERY_S)
+    turns = json.loads(server.loop_turns.read_text()) if server.loop_turns else []
+    all_connected = max(connected for connected, _, _ in results)
+    first_close = min(closed for _, closed, _ in results)
+    last_close = max(closed for _, closed, _ in results)
+    windows = {"idle": (idle_from, first_connect)}
+    if not ramp_per_s:
+        windows["connecting"] = (first_connect, all_connected + 0.1)
+    windows["dripping"] = (first_connect if ramp_per_s else all_connected + 0.1, first_close)
+    windows["expiring"] = (first_close, last_close + 1)
+    close_after = sorted(closed - connected for connected, closed, _ in results)
+    return {"clients": clients, "started_per_s": ramp_per_s or "all at once",
+            "closed": sum(1 for _, _, answer in results if answer),
+            "answered_408": sum(1 for _, _, answer in results if answer.startswith(b"HTTP/1.1 408")),
+            "close_s_min": round(close_after[0], 2), "close_s_max": round(close_after[-1], 2),
+            "deadline_s": HEAD_TIMEOUT_S, "windows": window_figures(windows, probes, turns)}
 
 
 async def sse_departed(server: Server, quick: bool) -> dict[str, Any]:
@@ -546,21 +581,22 @@ PHASES: list[tuple[str, Callable[..., Awaitable[dict[str, Any]]], bool]] = [
 
 async def run(quick: bool, only: set[str]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    for name, phase, needs_server in PHASES:
-        if only and not any(word in name for word in only):
-            continue
-        print(f"-- {name} ...", flush=True)
-        started = time.monotonic()
-        server = Server() if needs_server else None
-        try:
-            args = (server, quick) if server else (quick,)
-            figures[name] = await asyncio.wait_for(phase(*args), PHASE_TIMEOUT_S)
-        except Exception as exc:  # one phase failing must not cost the others' figures
-            figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
-        finally:
-            if server is not None:
-                server.stop()
-        print(f"   {json.dumps(figures[name])}  ({time.monotonic() - started:.1f} s)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="vhil-robustness-") as scratch:
+        for name, phase, needs_server in PHASES:
+            if only and not any(word in name for word in only):
+                continue
+            print(f"-- {name} ...", flush=True)
+            started = time.monotonic()
+            server = Server(loop_turns=Path(scratch) / f"loop-turns-{len(figures)}.json") if needs_server else None
+            try:
+                args = (server, quick) if server else (quick,)
+                figures[name] = await asyncio.wait_for(phase(*args), PHASE_TIMEOUT_S)
+            except Exception as exc:  # one phase failing must not cost the others' figures
+                figures[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                if server is not None:
+                    server.stop()
+            print(f"   {json.dumps(figures[name])}  ({time.monotonic() - started:.1f} s)", flush=True)
     return figures
 
 
