@@ -360,3 +360,52 @@ def test_vhil_serve_refuses_a_port_out_of_range_in_one_line() -> None:
                             text=True, timeout=30)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--port must be 0-65535" in result.stderr, result.stderr
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (TcpExt ListenOverflows)."""
+    with open("/proc/net/netstat") as netstat:
+        lines = [line.split() for line in netstat if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
+
+
+def test_a_burst_of_connections_waits_in_the_listen_queue_instead_of_being_dropped() -> None:
+    """300 clients connect while the server's loop is busy: asyncio's default listen queue (100) overflowed,
+    and the kernel dropped the rest until their handshake was retried a second later. The server accepts a
+    few per loop turn from a longer queue, so none is dropped and all are answered."""
+    from viperhttp import server
+
+    burst = 300
+    app = viperhttp.ViperHTTP()
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    async def scenario() -> tuple[int, list[bytes]]:
+        srv = server.Server(app)
+        port = await srv.start("127.0.0.1", 0)
+        overflows = listen_overflows()
+        sockets = []
+        for _ in range(burst):  # the loop does not run meanwhile: the kernel queues what it has room for
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            sockets.append(sock)
+        time.sleep(0.3)
+        dropped = listen_overflows() - overflows
+
+        async def get(sock: socket.socket) -> bytes:
+            reader, writer = await asyncio.open_connection(sock=sock)
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return answer
+
+        answers = await asyncio.gather(*(get(sock) for sock in sockets))
+        await srv.close()
+        return dropped, answers
+
+    dropped, answers = asyncio.run(scenario())
+    assert dropped == 0, f"{dropped} connections dropped from the listen queue"
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers)
