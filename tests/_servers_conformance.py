@@ -247,11 +247,13 @@ def _fault_chat_not_to_sender(dut: Any) -> None:
 
 
 def _rooms_command_wrapper(dut: Any, wrap: Callable[[Any, Any, str], Any]) -> None:
-    original = dut._room_command
+    import dut_commands  # the module main.py loads /ws/rooms' commands from (its folder is on sys.path)
 
-    async def command(ws: Any, text: str) -> str:
-        return await wrap(original, ws, text)
-    dut._room_command = command
+    original = dut_commands.room_command
+
+    async def command(ws_manager: Any, ws: Any, text: str) -> str:
+        return await wrap(lambda ws, text: original(ws_manager, ws, text), ws, text)
+    dut_commands.room_command = command
 
 
 def _fault_rooms_leave_noop(dut: Any) -> None:
@@ -271,10 +273,12 @@ def _fault_pub_count_off(dut: Any) -> None:
 
 
 def _rooms_endpoint(dut: Any, forget: Callable[[Any, dict], bool]) -> None:
+    import dut_commands
+
     async def rooms(ws: Any) -> None:
         await dut.ws_manager.connect(ws)
         while (msg := await ws.receive())["type"] != "close":
-            await ws.send_text(await dut._room_command(ws, msg["text"]))
+            await ws.send_text(await dut_commands.room_command(dut.ws_manager, ws, msg["text"]))
         if forget(ws, msg):
             dut.ws_manager.disconnect(ws)
     _route(dut.app, "/ws/rooms").endpoint = rooms

@@ -22,13 +22,14 @@ DOCUMENTED_ELSEWHERE = {"send_bytes"}
 GUIDE_KEYWORDS = {"title", "include_websocket_docs", "protocols", "room", "media_type"}
 # plain Python the app uses on its own values (str, dict, json, asyncio, its own classes)
 PYTHON_ATTRIBUTES = {"get", "partition", "isdigit", "dumps", "load", "sleep", "__name__"}
-OWN_OBJECTS = {ADAPTER, "self", "dut_events"}  # attributes of these are the adapter's or the app's own
+OWN_OBJECTS = {ADAPTER, "self", "dut_events", "dut_commands"}  # attributes of these are the adapter's or the app's own
 # the guide promises broadcasts deliver, not that they return anything: their value must not be used
 NO_RETURN_VALUE = {"broadcast_text", "broadcast_json"}
-# the app's own module for /events, loaded by the first request for it (checked as main.py is)
-APP_MODULES = ("main.py", "dut_events.py")
+# the app's own modules for /events and for /ws/rooms' and /ws/inspect's bodies, loaded by the first request
+# for them (checked as main.py is)
+APP_MODULES = ("main.py", "dut_events.py", "dut_commands.py")
 ALLOWED_IMPORTS = {"asyncio", "json", "viperhttp", "viperhttp_bridge", "runtime_reference", "runtime_viperhttp",
-                   "dut_events"}
+                   "dut_events", "dut_commands"}
 FRAMEWORK_RECEIVERS = {"viperhttp", "app", "ws", "ws_manager"}
 
 
@@ -80,8 +81,8 @@ def test_the_check_catches_what_the_guide_does_not_document() -> None:
         "ws.query_params": source.replace("runtime.ws_query(ws)", "ws.query_params"),
         "with_request": source.replace('@app.websocket("/ws/echo")', '@app.get("/x", with_request=True)'),
         "framework internals": source.replace("import viperhttp\n", "import viperhttp\nfrom viperhttp.compat import MICROPYTHON\n"),
-        "return value of broadcast": source.replace("await ws_manager.broadcast_text(payload, room=room)",
-                                                    "members = await ws_manager.broadcast_text(payload, room=room)"),
+        "return value of broadcast": source.replace("await ws_manager.broadcast_json(",
+                                                    "members = await ws_manager.broadcast_json("),
     }
     for what, variant in broken.items():
         assert variant != source, f"the {what} variant did not change main.py: update this test"

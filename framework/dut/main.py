@@ -71,21 +71,9 @@ async def ws_mqtt(ws):
 
 @app.websocket("/ws/inspect")
 async def ws_inspect(ws):
-    # Diagnostics for the contract suite: what receive() returned, as type names and keys, never payloads.
-    await ws.accept()
-    while True:
-        msg = await ws.receive()
-        if msg.get("type") == "close":
-            break
-        await ws.send_text(json.dumps(describe_message(msg)))
+    import dut_commands  # loaded by the first connection that needs it, as for /ws/rooms
 
-
-def describe_message(msg):
-    shape = {"python_type": type(msg).__name__}
-    if isinstance(msg, dict):
-        shape["keys"] = dict((str(key), type(msg[key]).__name__) for key in msg)
-        shape["type"] = msg.get("type")
-    return shape
+    await dut_commands.inspect(ws)
 
 
 @app.websocket("/ws/chat")
@@ -104,39 +92,17 @@ async def ws_chat(ws):
 
 @app.websocket("/ws/rooms")
 async def ws_rooms(ws):
+    import dut_commands  # the commands' code, loaded by the first connection to /ws/rooms or /ws/inspect
+
     await ws_manager.connect(ws)
     try:
         while True:
             msg = await ws.receive()
             if msg.get("type") == "close":
                 break
-            await ws.send_text(await _room_command(ws, msg.get("text", "")))
+            await ws.send_text(await dut_commands.room_command(ws_manager, ws, msg.get("text", "")))
     finally:
         ws_manager.disconnect(ws)
-
-
-async def _room_command(ws, command):
-    verb, _, rest = command.partition(" ")
-    if verb == "pub":
-        room, sep, payload = rest.partition(" ")
-        if not room or not sep:
-            return "err usage: pub ROOM PAYLOAD"
-        # the guide promises no return value from broadcast_text: the members are counted by stats(), taken
-        # with the broadcast (nothing can join or leave in between: there is no await between the two)
-        members = ws_manager.stats()["rooms"].get(room, 0)
-        await ws_manager.broadcast_text(payload, room=room)
-        return "ok pub %s %d" % (room, members)
-    if verb in ("join", "leave"):
-        if not rest or " " in rest:
-            return "err usage: %s ROOM" % verb
-        if verb == "join":
-            ws_manager.join_room(ws, rest)
-        else:
-            ws_manager.leave_room(ws, rest)
-        return "ok %s %s" % (verb, rest)
-    if verb == "stats":
-        return "ok stats " + json.dumps(ws_manager.stats())
-    return "err unknown command %r" % verb
 
 
 @app.get("/health")
