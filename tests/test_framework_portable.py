@@ -17,7 +17,7 @@ RUNTIME_FILES = sorted((FRAMEWORK / "viperhttp").glob("*.py")) + sorted((FRAMEWO
 # The DUT app's own modules, and ViperHTTP firmware's built-in ones (imported only when the firmware has them).
 MICROPYTHON_MODULES = {"asyncio", "binascii", "gc", "json", "os", "uos", "sys", "time", "network", "hashlib", "codecs",
                        "viperhttp", "resource", "viperhttp_bridge", "viperhttp_ws", "dut_board", "runtime_reference",
-                       "runtime_viperhttp", "dut_events", "dut_commands"}
+                       "runtime_viperhttp", "dut_events", "dut_commands", "dut_openapi"}
 
 
 @pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.relative_to(FRAMEWORK).as_posix())

@@ -48,26 +48,17 @@ def get_with_query(app, path, params):
         except AttributeError:
             pass  # MicroPython functions take no attributes
         app.get(path, with_request=True)(with_query)
-        _declare_query(app, path, params)
+        # The reference's routes have no query spec yet, so its OpenAPI document is completed for them, by
+        # code loaded with the first request for the document (dut_openapi.py).
+        build = app.openapi
+
+        def openapi():
+            import dut_openapi
+
+            return dut_openapi.declare_query(build(), path, params)
+        app.openapi = openapi
         return handler
     return decorator
-
-
-def _declare_query(app, path, params):
-    # The reference's routes have no query spec yet, so its OpenAPI document is completed here: the bounds, the
-    # 422 and the 414 a long query gets are declared, so a schema-valid request is never refused and the refusal is documented.
-    build = app.openapi
-
-    def openapi():
-        document = build()
-        for operation in document["paths"].get(path, {}).values():
-            operation["parameters"] = operation["parameters"] + [
-                {"name": name, "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 0, "maximum": largest}} for name, largest in params]
-            operation["responses"]["422"] = {"description": "a query parameter is out of range"}
-            operation["responses"]["414"] = {"description": "the request line (a long query) is over the limit"}
-        return document
-    app.openapi = openapi
 
 
 def http_error(status, detail):
