@@ -34,7 +34,7 @@ class Route:
     def __init__(self, path, methods, endpoint, websocket=False, protocols=None, summary=None,
                  description=None, tags=None, operation_id=None, with_request=False, include_in_schema=True):
         if not path.startswith("/"):
-            raise ValueError("route path must start with '/': %r" % path)
+            raise ValueError("path must start with '/': %r" % path)
         self.path = path
         if "{" in path:
             from viperhttp.templates import parse_template  # loaded by the first route with a parameter

@@ -42,7 +42,7 @@ class ByteBuffer:
     def read_exact(self, n):
         while len(self._buf) - self._pos < n:
             if self.eof:
-                raise EOFError("connection closed inside a frame")
+                raise EOFError("closed inside a frame")
             yield
         return self._take(self._pos + n)
 
@@ -50,7 +50,7 @@ class ByteBuffer:
         """Between 1 and `limit` bytes: whatever has arrived."""
         while len(self._buf) == self._pos:
             if self.eof:
-                raise EOFError("connection closed inside a frame")
+                raise EOFError("closed inside a frame")
             yield
         return self._take(min(len(self._buf), self._pos + limit))
 
@@ -213,12 +213,12 @@ def _content_length(value):
     for part in value.split(","):
         part = part.strip()
         if not part or len(part) > 18:
-            raise HTTPException(400, "Content-Length must be ASCII digits")
+            raise HTTPException(400, "Content-Length is not digits")
         for char in part:
             if char < "0" or char > "9":
-                raise HTTPException(400, "Content-Length must be ASCII digits")
+                raise HTTPException(400, "Content-Length is not digits")
         if length is not None and int(part) != length:
-            raise HTTPException(400, "conflicting Content-Length values")
+            raise HTTPException(400, "Content-Length values differ")
         length = int(part)
     return length
 
@@ -249,7 +249,7 @@ def parse_request_head(buf, limits, client=None):
             raise HTTPException(414, "request line too long")
         except EOFError:
             if buf.available():
-                raise HTTPException(400, "connection closed inside the request line")
+                raise HTTPException(400, "closed inside the request line")
             return None
         if line:
             break  # RFC 9112 2.2: ignore empty lines before a request line
@@ -258,7 +258,7 @@ def parse_request_head(buf, limits, client=None):
         raise HTTPException(400, "malformed request line")
     for byte in parts[1]:
         if byte < 0x21 or byte == 0x7F:
-            raise HTTPException(400, "control character in the request target")
+            raise HTTPException(400, "control character in the target")
     try:
         method, target, version = decode_utf8(parts[0]), decode_utf8(parts[1]), decode_utf8(parts[2])
     except ValueError:
@@ -275,7 +275,7 @@ def parse_request_head(buf, limits, client=None):
         except LimitExceeded:
             raise HTTPException(431, "header line too long")
         except EOFError:
-            raise HTTPException(400, "connection closed inside the headers")
+            raise HTTPException(400, "closed inside the headers")
         if not line:
             break
         count += 1
@@ -283,7 +283,7 @@ def parse_request_head(buf, limits, client=None):
             raise HTTPException(431, "too many header fields")
         name, sep, value = line.partition(b":")
         if not sep or not is_token(name):
-            raise HTTPException(400, "malformed header line: the field name must be a token followed by a colon")
+            raise HTTPException(400, "malformed header line")
         if b"\x00" in value or b"\r" in value or b"\n" in value:
             raise HTTPException(400, "NUL, CR or LF in a header value")
         try:
@@ -297,10 +297,10 @@ def parse_request_head(buf, limits, client=None):
             raise HTTPException(400, "more than one Host header")
         headers[name] = headers[name] + ", " + value if name in headers else value
     if version == "HTTP/1.1" and "host" not in headers:
-        raise HTTPException(400, "HTTP/1.1 request without a Host header")
+        raise HTTPException(400, "HTTP/1.1 without a Host header")
     request = Request(method, target, version, headers, client)
     if "transfer-encoding" in headers:
-        raise HTTPException(501, "chunked request bodies are not supported")
+        raise HTTPException(501, "Transfer-Encoding not supported")
     length = headers.get("content-length")
     if length is not None:
         request.content_length = _content_length(length)
@@ -315,7 +315,7 @@ def read_body(buf, request):
         try:
             request.body = yield from buf.read_exact(request.content_length)
         except EOFError:
-            raise HTTPException(400, "connection closed inside the body")
+            raise HTTPException(400, "closed inside the body")
 
 
 def response_head(status, headers):
@@ -410,16 +410,16 @@ def check_request(request):
     """Raise HTTPException with the status the request earns, or return the client's key."""
     headers = request.headers
     if request.method != "GET":
-        raise HTTPException(405, "WebSocket handshake must use GET", {"Allow": "GET"})
+        raise HTTPException(405, "WebSocket handshake needs GET", {"Allow": "GET"})
     if request.version != "HTTP/1.1":
-        raise HTTPException(400, "WebSocket handshake needs HTTP/1.1")
+        raise HTTPException(400, "WebSocket needs HTTP/1.1")
     if "websocket" not in header_tokens(headers.get("upgrade", "")):
-        raise HTTPException(426, "this endpoint speaks WebSocket only",
+        raise HTTPException(426, "this path is WebSocket only",
                         {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": SUPPORTED_VERSION})
     if "upgrade" not in header_tokens(headers.get("connection", "")):
-        raise HTTPException(400, "Connection header lacks the upgrade token")
+        raise HTTPException(400, "no upgrade token in Connection")
     if headers.get("sec-websocket-version", "").strip() != SUPPORTED_VERSION:
-        raise HTTPException(426, "unsupported Sec-WebSocket-Version", {"Sec-WebSocket-Version": SUPPORTED_VERSION})
+        raise HTTPException(426, "unsupported WebSocket version", {"Sec-WebSocket-Version": SUPPORTED_VERSION})
     key = headers.get("sec-websocket-key", "").strip()
     try:
         # bytes, not str: micropython-lib's pure-Python binascii (the WebAssembly port's) only takes bytes;
@@ -428,7 +428,7 @@ def check_request(request):
     except ValueError:  # binascii.Error and UnicodeEncodeError are ValueErrors; MicroPython raises ValueError
         decoded = b""
     if len(decoded) != 16 or len(key) != 24:
-        raise HTTPException(400, "Sec-WebSocket-Key must be 16 bytes in base64")
+        raise HTTPException(400, "Sec-WebSocket-Key not 16 bytes")
     return key
 
 

@@ -55,7 +55,7 @@ def parse_frame_header(read_exact):
     first, second = head[0], head[1]
     opcode = first & 0x0F
     if first & 0x70:
-        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "reserved bits set without a negotiated extension")
+        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RSV bits set without extension")
     if opcode not in KNOWN_OPCODES:
         raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode %d" % opcode)
     if not second & 0x80:
@@ -65,13 +65,13 @@ def parse_frame_header(read_exact):
         if not first & 0x80:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
         if length > MAX_CONTROL_PAYLOAD:
-            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "control frame payload over 125 bytes")
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "control frame over 125 bytes")
     if length == 126:
         length = int.from_bytes((yield from read_exact(2)), "big")
     elif length == 127:
         length = int.from_bytes((yield from read_exact(8)), "big")
         if length >> 63:
-            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "payload length with the most significant bit set")
+            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "64-bit length with top bit set")
     mask = yield from read_exact(4)
     return first & 0x80, opcode, length, mask
 
@@ -294,10 +294,10 @@ class WebSocketProtocol:
     def _start_fragment(self, opcode, length):
         if opcode == OP_CONTINUATION:
             if self._message_opcode is None:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "continuation frame without a message to continue")
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "continuation without a message")
         else:
             if self._message_opcode is not None:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "new data frame inside a fragmented message")
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "data frame inside a message")
             self._message_opcode = opcode
             self._message_size = 0
             self._fragments = 0
@@ -305,7 +305,7 @@ class WebSocketProtocol:
                 self._text = TextDecoder()
         self._fragments += 1
         if self._fragments > self.max_fragments:
-            raise ProtocolError(CLOSE_TOO_BIG, "message in more than %d fragments" % self.max_fragments)
+            raise ProtocolError(CLOSE_TOO_BIG, "more than %d fragments" % self.max_fragments)
         self._message_size += length
         if self._message_size > self.max_message_size:
             raise ProtocolError(CLOSE_TOO_BIG, "message over %d bytes" % self.max_message_size)
@@ -315,7 +315,7 @@ class WebSocketProtocol:
             try:
                 event = (TEXT, self._text.finish())
             except ValueError:
-                raise ProtocolError(CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence")
+                raise ProtocolError(CLOSE_INVALID_DATA, "text ends inside a character")
             self._text = None
         else:
             parts = self._message_parts

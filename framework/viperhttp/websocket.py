@@ -119,13 +119,13 @@ class WebSocket:
     async def receive_text(self):
         message = await self._receive_data()
         if "text" not in message:
-            raise TypeError("expected a text message, got binary")
+            raise TypeError("got binary, expected text")
         return message["text"]
 
     async def receive_bytes(self):
         message = await self._receive_data()
         if "bytes" not in message:
-            raise TypeError("expected a binary message, got text")
+            raise TypeError("got text, expected binary")
         return message["bytes"]
 
     async def receive_json(self):
