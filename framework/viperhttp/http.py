@@ -135,23 +135,12 @@ def unquote(text):
     """Percent-decoding for paths and query strings (`+` is a space only in queries: callers replace it)."""
     if "%" not in text:
         return text
-    raw = text.encode()
-    out = bytearray()
-    i, n = 0, len(raw)
-    while i < n:
-        if raw[i] == 0x25 and i + 2 < n:
-            try:
-                out.append(int(raw[i + 1:i + 3], 16))
-                i += 3
-                continue
-            except ValueError:
-                pass
-        out.append(raw[i])
-        i += 1
+    from viperhttp.fields import percent_decode  # loaded by the first path or query with an escape
+
     try:
-        return decode_utf8(bytes(out))
-    except ValueError:
-        raise HTTPException(400, "percent-encoding is not UTF-8")
+        return percent_decode(text)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc))
 
 
 def parse_query(query):
@@ -205,22 +194,6 @@ def is_token(data):
         if byte < 0x21 or byte > 0x7E or chr(byte) in _DELIMITERS:
             return False
     return True
-
-
-def _content_length(value):
-    """The body length a Content-Length value gives: ASCII digits only; a list (repeated fields) must agree."""
-    length = None
-    for part in value.split(","):
-        part = part.strip()
-        if not part or len(part) > 18:
-            raise HTTPException(400, "Content-Length is not digits")
-        for char in part:
-            if char < "0" or char > "9":
-                raise HTTPException(400, "Content-Length is not digits")
-        if length is not None and int(part) != length:
-            raise HTTPException(400, "Content-Length values differ")
-        length = int(part)
-    return length
 
 
 # Names of the headers an opening handshake carries, which its WebSocket keeps (`ws.headers`) for the connection's
@@ -303,7 +276,12 @@ def parse_request_head(buf, limits, client=None):
         raise HTTPException(501, "Transfer-Encoding not supported")
     length = headers.get("content-length")
     if length is not None:
-        request.content_length = _content_length(length)
+        from viperhttp.fields import content_length  # loaded by the first request with a body
+
+        try:
+            request.content_length = content_length(length)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc))
         if request.content_length > limits.max_body:
             raise HTTPException(413, "body over %d bytes" % limits.max_body)
     return request
