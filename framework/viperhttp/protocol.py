@@ -27,12 +27,10 @@ OP_PONG = 0xA
 KNOWN_OPCODES = (OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG)
 
 CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_NO_STATUS = 1005  # never sent: what a receiver reports for a close frame without a code
 CLOSE_ABNORMAL = 1006  # never sent: what a receiver reports when TCP dropped without a close frame
 CLOSE_INVALID_DATA = 1007
-CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 
