@@ -25,14 +25,12 @@ def _read_line_split_bug(self: Any, limit: int) -> Any:
         if end >= 0:
             end += scanned
             if end - self._pos > limit:
-                from viperhttp.http import LimitExceeded
-                raise LimitExceeded()
+                return None
             line = bytes(self._buf[self._pos:end])
             self._pos = end + 2
             return line
         if len(self._buf) - self._pos > limit:
-            from viperhttp.http import LimitExceeded
-            raise LimitExceeded()
+            return None
         if self.eof:
             raise EOFError("connection closed inside a line")
         scanned = max(self._pos, len(self._buf) - 1)  # absolute: wrong once feed() compacts the buffer

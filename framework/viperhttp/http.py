@@ -9,10 +9,6 @@ from viperhttp.compat import decode_utf8, sha1
 # -- incoming bytes for the sans-I/O parsers (this module's and protocol.py's). Parsers are generators: they
 # `yield` when they need more bytes and the owner feeds more and resumes them, so a parser never blocks and
 # never touches a socket.
-class LimitExceeded(Exception):
-    pass
-
-
 class ByteBuffer:
     def __init__(self):
         self._buf = bytearray()
@@ -66,7 +62,8 @@ class ByteBuffer:
         return data
 
     def read_line(self, limit):
-        """A line without its CRLF; LimitExceeded when none ends within `limit` bytes.
+        """A line without its CRLF; None when none ends within `limit` bytes (a value, not an exception class:
+        a class costs every MicroPython import more than this check).
 
         The same bytes give the same lines however they are split across feeds: the scan resumes where it
         stopped, counted from the unread start (feed() may move that start to 0), and a line of exactly `limit`
@@ -79,13 +76,13 @@ class ByteBuffer:
             if end >= 0:
                 end += scanned
                 if end > limit:
-                    raise LimitExceeded()
+                    return None
                 line = bytes(self._buf[start:start + end])
                 self._pos = start + end + 2
                 return line
             waiting = len(self._buf) - start
             if waiting > limit + 1 or (waiting == limit + 1 and self._buf[-1] != 0x0D):
-                raise LimitExceeded()  # no CRLF can end this line within the limit any more
+                return None  # no CRLF can end this line within the limit any more
             if self.eof:
                 raise EOFError("connection closed inside a line")
             scanned = waiting - 1 if waiting else 0  # a CR at the end may pair with the next LF
@@ -218,12 +215,12 @@ def parse_request_head(buf, limits, client=None):
     while True:
         try:
             line = yield from buf.read_line(limits.max_request_line)
-        except LimitExceeded:
-            raise HTTPException(414, "request line too long")
         except EOFError:
             if buf.available():
                 raise HTTPException(400, "closed inside the request line")
             return None
+        if line is None:
+            raise HTTPException(414, "request line too long")
         if line:
             break  # RFC 9112 2.2: ignore empty lines before a request line
     parts = line.split(b" ")
@@ -245,10 +242,10 @@ def parse_request_head(buf, limits, client=None):
     while True:
         try:
             line = yield from buf.read_line(limits.max_header_line)
-        except LimitExceeded:
-            raise HTTPException(431, "header line too long")
         except EOFError:
             raise HTTPException(400, "closed inside the headers")
+        if line is None:
+            raise HTTPException(431, "header line too long")
         if not line:
             break
         count += 1
