@@ -24,15 +24,13 @@ SSE_MAX_INTERVAL_MS = 60000
 SSE_PARAMETERS = (("count", SSE_MAX_EVENTS), ("interval_ms", SSE_MAX_INTERVAL_MS))  # name, largest value
 
 
-def _load_config():
-    try:
-        with open(CONFIG_FILE) as handle:
-            return json.load(handle)
-    except OSError:
-        return {}
-
-
-config = _load_config()
+# read here, not in a function: module-level code is let go once the import is done, a function stays
+try:
+    with open(CONFIG_FILE) as handle:
+        config = json.load(handle)
+    del handle  # closed: the module need not keep it
+except OSError:
+    config = {}
 app = viperhttp.ViperHTTP(title="ViperHTTP DUT", include_websocket_docs=True)
 max_message_size = runtime.configure(app, config)
 ws_manager = viperhttp.ConnectionManager()
