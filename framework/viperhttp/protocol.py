@@ -199,12 +199,19 @@ class WebSocketProtocol:
             self._parser = None
             if not self._buffer.available() and not self._buffer.eof:
                 self._buffer = None  # nothing left to parse: an idle connection holds no buffer
-        except ProtocolError as exc:
+        except ProtocolError as exc:  # the client broke the protocol: fail the connection with the RFC's code
             self._parser = None
-            self._fail(exc.code, exc.reason)
-        except EOFError:
+            self.failed = True
+            if self.state == OPEN:
+                self.send_close(exc.code, exc.reason)
+                self._event((CLOSE, exc.code, exc.reason))
+            self.state = CLOSED
+        except EOFError:  # the stream ended without a closing handshake
             self._parser = None
-            self._connection_lost()
+            if self.state == OPEN:
+                self.close_code = CLOSE_ABNORMAL
+                self._event((CLOSE, CLOSE_ABNORMAL, ""))
+            self.state = CLOSED
 
     def events_received(self):
         events, self._events = self._events or [], None
@@ -342,17 +349,3 @@ class WebSocketProtocol:
             self._event((CLOSE, code, reason))
         self.state = CLOSED
         return True
-
-    # -- failure -----------------------------------------------------------------------------------------
-    def _fail(self, code, reason):
-        self.failed = True
-        if self.state == OPEN:
-            self.send_close(code, reason)
-            self._event((CLOSE, code, reason))
-        self.state = CLOSED
-
-    def _connection_lost(self):
-        if self.state == OPEN:
-            self.close_code = CLOSE_ABNORMAL
-            self._event((CLOSE, CLOSE_ABNORMAL, ""))
-        self.state = CLOSED
