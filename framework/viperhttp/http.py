@@ -140,16 +140,6 @@ def unquote(text):
         raise HTTPException(400, str(exc))
 
 
-def parse_query(query):
-    params = {}
-    for pair in query.split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        params[unquote(name.replace("+", " "))] = unquote(value.replace("+", " "))
-    return params
-
-
 class Request:
     def __init__(self, method, target, version, headers, client=None):
         self.method = method
@@ -160,7 +150,11 @@ class Request:
         path, _, query = target.partition("?")
         self.path = unquote(path)
         self.query_string = query
-        self.query_params = parse_query(query)
+        self.query_params = params = {}
+        for pair in query.split("&"):
+            if pair:
+                name, _, value = pair.partition("=")
+                params[unquote(name.replace("+", " "))] = unquote(value.replace("+", " "))
         self.body = b""
         self.content_length = 0
         self.path_params = {}
@@ -179,18 +173,8 @@ class Request:
         return "close" not in tokens
 
 
-# RFC 9110 5.6.2: a token is any visible ASCII character except these delimiters
+# RFC 9110 5.6.2: a token (a header field name) is visible ASCII characters except these delimiters
 _DELIMITERS = '"(),/:;<=>?@[\\]{}'
-
-
-def is_token(data):
-    """Is `data` (bytes) an RFC 9110 token, as a header field name must be?"""
-    if not data:
-        return False
-    for byte in data:
-        if byte < 0x21 or byte > 0x7E or chr(byte) in _DELIMITERS:
-            return False
-    return True
 
 
 # Names of the headers an opening handshake carries, which its WebSocket keeps (`ws.headers`) for the connection's
@@ -252,8 +236,11 @@ def parse_request_head(buf, limits, client=None):
         if count > limits.max_headers:
             raise HTTPException(431, "too many header fields")
         name, sep, value = line.partition(b":")
-        if not sep or not is_token(name):
+        if not sep or not name:
             raise HTTPException(400, "malformed header line")
+        for byte in name:  # a token, or the line is malformed
+            if byte < 0x21 or byte > 0x7E or chr(byte) in _DELIMITERS:
+                raise HTTPException(400, "malformed header line")
         if b"\x00" in value or b"\r" in value or b"\n" in value:
             raise HTTPException(400, "NUL, CR or LF in a header value")
         try:
