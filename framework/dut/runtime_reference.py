@@ -7,7 +7,6 @@ from viperhttp.compat import MICROPYTHON
 
 from dut_board import listen_address, memory_info  # noqa: F401 - memory_info is part of the adapter
 
-NAME = "reference"
 DEFAULT_PORT = 80 if MICROPYTHON else 8765
 MAX_MESSAGE_SIZE = 64 * 1024 if MICROPYTHON else 16 * 1024 * 1024
 

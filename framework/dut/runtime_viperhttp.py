@@ -14,7 +14,6 @@ import viperhttp_ws  # noqa: F401 - importing it installs viperhttp.ConnectionMa
 
 from dut_board import listen_address, memory_info  # noqa: F401 - memory_info is part of the adapter
 
-NAME = "viperhttp"
 DEFAULT_PORT = 80
 
 
