@@ -224,7 +224,7 @@ class ConnectionManager:
         if ws in self._connections:
             self._connections.remove(ws)
         for name in list(self._rooms):
-            self._leave(ws, name)
+            self.leave_room(ws, name)
 
     def join_room(self, ws, room):
         if ws not in self._connections:
@@ -234,9 +234,6 @@ class ConnectionManager:
             members.append(ws)
 
     def leave_room(self, ws, room):
-        self._leave(ws, room)
-
-    def _leave(self, ws, room):
         members = self._rooms.get(room)
         if members is None:
             return
