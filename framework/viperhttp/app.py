@@ -68,11 +68,6 @@ class Route:
 
         return match_path(self.segments, path)
 
-    def copy(self, prefix, tags):
-        return Route(prefix + self.path, self.methods, self.endpoint, self.websocket, self.protocols, self.summary,
-                     self.description, list(tags) + [t for t in self.tags if t not in tags], self.operation_id,
-                     self.with_request, self.include_in_schema)
-
 
 class Router:
     """A group of routes under a prefix, added to an app with `app.include_router(router)`."""
@@ -108,8 +103,12 @@ class Router:
 
     def include_router(self, router, prefix="", tags=None):
         full_prefix = self.prefix + prefix.rstrip("/") + router.prefix
-        for route in router.routes:
-            self.routes.append(route.copy(full_prefix, list(tags or []) + router.tags))
+        tags = list(tags or []) + router.tags
+        for route in router.routes:  # a copy under the prefix, with the router's tags first
+            self.routes.append(Route(
+                full_prefix + route.path, route.methods, route.endpoint, route.websocket, route.protocols,
+                route.summary, route.description, tags + [t for t in route.tags if t not in tags], route.operation_id,
+                route.with_request, route.include_in_schema))
 
 
 class ViperHTTP(Router):
