@@ -17,30 +17,26 @@ def memory_info():
 
 def listen_address(config, host, port, default_port):
     """(host, port, advertised host) from dut_config.json, explicit arguments winning; joins Wi-Fi when
-    the config names a network (the advertised host is then the board's address)."""
+    the config names a network (the advertised host is then the board's address; the password is never printed)."""
     advertise = None
-    if config.get("wifi_ssid"):
-        advertise = connect_wifi(config["wifi_ssid"], config.get("wifi_password", ""))
+    ssid = config.get("wifi_ssid")
+    if ssid:
+        import network
+        import time
+
+        wlan = network.WLAN(network.STA_IF)
+        wlan.active(True)
+        if not wlan.isconnected():
+            wlan.connect(ssid, config.get("wifi_password", ""))
+            for _ in range(200):
+                if wlan.isconnected():
+                    break
+                time.sleep_ms(100)
+        if not wlan.isconnected():
+            raise OSError("Wi-Fi: could not join " + ssid)
+        advertise = wlan.ifconfig()[0]
     if host is None:
         host = config.get("host", DEFAULT_HOST)
     if port is None:
         port = int(config.get("port", default_port))
     return host, port, advertise
-
-
-def connect_wifi(ssid, password):
-    """Join Wi-Fi on a board and return its address (never prints the password)."""
-    import network
-    import time
-
-    wlan = network.WLAN(network.STA_IF)
-    wlan.active(True)
-    if not wlan.isconnected():
-        wlan.connect(ssid, password)
-        for _ in range(200):
-            if wlan.isconnected():
-                break
-            time.sleep_ms(100)
-    if not wlan.isconnected():
-        raise OSError("Wi-Fi: could not join " + ssid)
-    return wlan.ifconfig()[0]
