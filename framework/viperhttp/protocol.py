@@ -262,16 +262,47 @@ class WebSocketProtocol:
     def _parse(self):
         """Generator: parses frames until the buffer is empty between two frames, a message is complete (parsing
         goes on once the application has taken it) or the connection is closed. It ends at each of those, so
-        an idle connection holds no parser."""
+        an idle connection holds no parser. (One generator, not helpers per step: each function costs every
+        MicroPython import its own code object.)"""
         buf = self._buffer
         while buf.available():
             fin, opcode, length, mask = yield from parse_frame_header(buf.read_exact)
-            if opcode >= OP_CLOSE:
+            if opcode == OP_PING:
                 payload = unmask_bytes((yield from buf.read_exact(length)), mask)
-                if self._control_frame(opcode, payload):
-                    return
+                if self.state == OPEN:
+                    self._send(encode_frame(OP_PONG, payload))
                 continue
-            self._start_fragment(opcode, length)
+            if opcode == OP_PONG:
+                yield from buf.read_exact(length)  # unsolicited pongs are allowed and ignored
+                continue
+            if opcode == OP_CLOSE:
+                code, reason = parse_close(unmask_bytes((yield from buf.read_exact(length)), mask))
+                if self.state == OPEN:
+                    # echo the client's code; a close without one is answered with a normal closure
+                    self._send(encode_frame(OP_CLOSE, encode_close(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code)))
+                    self.close_code = code
+                    self.close_reason = reason
+                    self._event((CLOSE, code, reason))
+                self.state = CLOSED
+                return
+            # a data frame: the start or the continuation of a message, held to the size and fragment limits
+            if opcode == OP_CONTINUATION:
+                if self._message_opcode is None:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "continuation without a message")
+            else:
+                if self._message_opcode is not None:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "data frame inside a message")
+                self._message_opcode = opcode
+                self._message_size = 0
+                self._fragments = 0
+                if opcode == OP_TEXT:
+                    self._text = TextDecoder()
+            self._fragments += 1
+            if self._fragments > self.max_fragments:
+                raise ProtocolError(CLOSE_TOO_BIG, "more than %d fragments" % self.max_fragments)
+            self._message_size += length
+            if self._message_size > self.max_message_size:
+                raise ProtocolError(CLOSE_TOO_BIG, "message over %d bytes" % self.max_message_size)
             text = self._message_opcode == OP_TEXT
             offset = 0
             while offset < length:
@@ -291,61 +322,20 @@ class WebSocketProtocol:
                             parts.append(bytearray(parts[0]))
                         parts[1] += chunk
             chunk = None  # the message is the application's now: a parser waiting for a frame must not keep it
-            if fin and self._finish_message():
+            if not fin:
+                continue
+            if text:
+                try:
+                    event = (TEXT, self._text.finish())
+                except ValueError:
+                    raise ProtocolError(CLOSE_INVALID_DATA, "text ends inside a character")
+                self._text = None
+            else:
+                parts = self._message_parts
+                event = (BINARY, b"" if not parts else parts[0] if len(parts) == 1 else bytes(parts[1]))
+            parts = self._message_parts = self._message_opcode = None
+            if self.state == OPEN:  # data after our close frame is discarded (RFC 6455 1.4)
+                self._event(event)
                 return
         if buf.eof:
             raise EOFError("connection closed")
-
-    def _start_fragment(self, opcode, length):
-        if opcode == OP_CONTINUATION:
-            if self._message_opcode is None:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "continuation without a message")
-        else:
-            if self._message_opcode is not None:
-                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "data frame inside a message")
-            self._message_opcode = opcode
-            self._message_size = 0
-            self._fragments = 0
-            if opcode == OP_TEXT:
-                self._text = TextDecoder()
-        self._fragments += 1
-        if self._fragments > self.max_fragments:
-            raise ProtocolError(CLOSE_TOO_BIG, "more than %d fragments" % self.max_fragments)
-        self._message_size += length
-        if self._message_size > self.max_message_size:
-            raise ProtocolError(CLOSE_TOO_BIG, "message over %d bytes" % self.max_message_size)
-
-    def _finish_message(self):
-        if self._message_opcode == OP_TEXT:
-            try:
-                event = (TEXT, self._text.finish())
-            except ValueError:
-                raise ProtocolError(CLOSE_INVALID_DATA, "text ends inside a character")
-            self._text = None
-        else:
-            parts = self._message_parts
-            event = (BINARY, b"" if not parts else parts[0] if len(parts) == 1 else bytes(parts[1]))
-        self._message_parts = None
-        self._message_opcode = None
-        if self.state != OPEN:
-            return False  # data after our close frame is discarded (RFC 6455 1.4)
-        self._event(event)
-        return True
-
-    def _control_frame(self, opcode, payload):
-        """Handle a ping, pong or close; True when parsing is over."""
-        if opcode == OP_PING:
-            if self.state == OPEN:
-                self._send(encode_frame(OP_PONG, payload))
-            return False
-        if opcode == OP_PONG:
-            return False  # unsolicited pongs are allowed and ignored
-        code, reason = parse_close(payload)
-        if self.state == OPEN:
-            # echo the client's code; a close without one is answered with a normal closure
-            self._send(encode_frame(OP_CLOSE, encode_close(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code)))
-            self.close_code = code
-            self.close_reason = reason
-            self._event((CLOSE, code, reason))
-        self.state = CLOSED
-        return True
