@@ -16,8 +16,8 @@
 from viperhttp.compat import MICROPYTHON, ConnectionError, TextDecoder, decode_utf8, unmask_bytes
 from viperhttp.http import ByteBuffer
 
-# -- frames (RFC 6455 section 5): opcodes, close codes, the client frame header parser and the server frame
-# encoder; message assembly and its fail-fast checks follow in WebSocketProtocol --------------------------
+# -- frames (RFC 6455 section 5): opcodes, close codes and the server frame encoder; the client frame header is
+# parsed, and messages assembled with their fail-fast checks, in WebSocketProtocol._parse --------------------------
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
 OP_BINARY = 0x2
@@ -44,34 +44,6 @@ class ProtocolError(Exception):
         super().__init__(reason)  # MicroPython has no Exception.__init__ to call unbound
         self.code = code
         self.reason = reason
-
-
-def parse_frame_header(read_exact):
-    """Generator over `read_exact(n)` (a generator giving n bytes): the next client frame's header as
-    (fin, opcode, payload length, mask); ProtocolError (close code 1002) for one the RFC forbids."""
-    head = yield from read_exact(2)
-    first, second = head[0], head[1]
-    opcode = first & 0x0F
-    if first & 0x70:
-        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RSV bits set without extension")
-    if opcode not in KNOWN_OPCODES:
-        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode %d" % opcode)
-    if not second & 0x80:
-        raise ProtocolError(CLOSE_PROTOCOL_ERROR, "client frame not masked")
-    length = second & 0x7F
-    if opcode >= OP_CLOSE:
-        if not first & 0x80:
-            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
-        if length > MAX_CONTROL_PAYLOAD:
-            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "control frame over 125 bytes")
-    if length == 126:
-        length = int.from_bytes((yield from read_exact(2)), "big")
-    elif length == 127:
-        length = int.from_bytes((yield from read_exact(8)), "big")
-        if length >> 63:
-            raise ProtocolError(CLOSE_PROTOCOL_ERROR, "64-bit length with top bit set")
-    mask = yield from read_exact(4)
-    return first & 0x80, opcode, length, mask
 
 
 def encode_frame(opcode, payload, fin=True):
@@ -266,7 +238,27 @@ class WebSocketProtocol:
         MicroPython import its own code object.)"""
         buf = self._buffer
         while buf.available():
-            fin, opcode, length, mask = yield from parse_frame_header(buf.read_exact)
+            # the frame header (RFC 6455 5.2); ProtocolError 1002 for one the RFC forbids
+            head = yield from buf.read_exact(2)
+            fin, opcode, length = head[0] & 0x80, head[0] & 0x0F, head[1] & 0x7F
+            if head[0] & 0x70:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "RSV bits set without extension")
+            if opcode not in KNOWN_OPCODES:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "unknown opcode %d" % opcode)
+            if not head[1] & 0x80:
+                raise ProtocolError(CLOSE_PROTOCOL_ERROR, "client frame not masked")
+            if opcode >= OP_CLOSE:
+                if not fin:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "fragmented control frame")
+                if length > MAX_CONTROL_PAYLOAD:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "control frame over 125 bytes")
+            if length == 126:
+                length = int.from_bytes((yield from buf.read_exact(2)), "big")
+            elif length == 127:
+                length = int.from_bytes((yield from buf.read_exact(8)), "big")
+                if length >> 63:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "64-bit length with top bit set")
+            mask = yield from buf.read_exact(4)
             if opcode == OP_PING:
                 payload = unmask_bytes((yield from buf.read_exact(length)), mask)
                 if self.state == OPEN:
