@@ -2,10 +2,19 @@
 they produced as plain data, so the same bytes split in different ways can be compared."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Generator, Iterable
 
-from viperhttp.http import ByteBuffer, HTTPException, Limits, parse_request
+from viperhttp.http import ByteBuffer, HTTPException, Limits, Request, parse_request_head, read_body
 from viperhttp.protocol import WebSocketProtocol
+
+
+def parse_request(buf: ByteBuffer, limits: Limits) -> Generator[None, None, Request | None]:
+    """Generator: a request with its body, or None at a clean end of stream between requests; the head, then
+    the body, as the server reads them (server.py runs the two with their own deadlines)."""
+    request = yield from parse_request_head(buf, limits)
+    if request is not None:
+        yield from read_body(buf, request)
+    return request
 
 
 def parse_http_stream(reads: Iterable[bytes], limits: Limits | None = None) -> list[tuple[Any, ...]]:

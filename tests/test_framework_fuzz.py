@@ -13,9 +13,9 @@ from typing import Any, Callable
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sansio import parse_http_stream, run_websocket_stream
+from sansio import parse_http_stream, parse_request, run_websocket_stream
 from strategies import bounded, client_frames, http_request, http_stream, mutated, reads_of
-from viperhttp.http import ByteBuffer, HTTPException, Limits, check_request, parse_request
+from viperhttp.http import ByteBuffer, HTTPException, Limits, check_request
 from wsframes import parse_server_frames
 
 FUZZ = bounded(200)

@@ -185,14 +185,6 @@ SHARED_HEADER_NAMES = ("sec-websocket-key", "sec-websocket-version", "sec-websoc
                        "sec-websocket-extensions", "user-agent", "origin")
 
 
-def parse_request(buf, limits, client=None):
-    """Generator: a Request with its body, or None at a clean end of stream between requests."""
-    request = yield from parse_request_head(buf, limits, client)
-    if request is not None:
-        yield from read_body(buf, request)
-    return request
-
-
 def parse_request_head(buf, limits, client=None):
     """Generator: a Request without its body (its `content_length` says how much follows), or None at a clean
     end of stream between requests. The head is held to RFC 9110/9112: see docs/framework.md."""

@@ -2,14 +2,22 @@
 on CPython and inside the MicroPython VM."""
 import unittest
 
-from viperhttp.http import ByteBuffer, HTTPException, Limits, parse_request, response_head
+from viperhttp.http import ByteBuffer, HTTPException, Limits, parse_request_head, read_body, response_head
 from viperhttp.streaming import encode_chunk
+
+
+def _request(buf, limits):
+    # the head, then the body, as the server reads them (tests/sansio.py's parse_request, which the VM cannot import)
+    request = yield from parse_request_head(buf, limits)
+    if request is not None:
+        yield from read_body(buf, request)
+    return request
 
 
 def parse(data, limits=None, pieces=1):
     """The parser's result for `data` arriving in `pieces` parts, then the end of stream."""
     buf = ByteBuffer()
-    parser = parse_request(buf, limits or Limits())
+    parser = _request(buf, limits or Limits())
     step = max(1, len(data) // pieces)
     try:
         next(parser)
