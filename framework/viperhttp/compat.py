@@ -69,8 +69,14 @@ if MICROPYTHON:
         """reader.read(size), or asyncio.TimeoutError after `timeout_s`."""
         return asyncio.wait_for(reader.read(size), timeout_s)
 
+    async def start_server(handle, host, port):
+        """The listening asyncio server, and its port (MicroPython binds the one it is given)."""
+        return await asyncio.start_server(handle, host, port), port
+
 else:
-    from viperhttp.compat_cpython import TextDecoder, default_max_connections, read_within, unmask_bytes  # noqa: F401
+    from viperhttp.compat_cpython import (  # noqa: F401
+        TextDecoder, default_max_connections, read_within, start_server, unmask_bytes,
+    )
 
 
 # -- the stream a connection handler is given: asyncio's (CPython) and MicroPython's differ in shape ---------

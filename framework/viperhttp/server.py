@@ -4,7 +4,7 @@ import asyncio
 
 from viperhttp.compat import (
     MICROPYTHON, abort_stream, ConnectionError, describe_exception, end_stream_output, read_within,
-    stream_backlog, stream_peer_gone, ticks_diff, ticks_ms,
+    start_server, stream_backlog, stream_peer_gone, ticks_diff, ticks_ms,
 )
 from viperhttp.http import (
     ByteBuffer, HTTPException, JSONResponse, StreamingResponse, check_request, parse_request_head, read_body, response_head,
@@ -28,13 +28,6 @@ HARD_CAP_FACTOR = 4
 # a client is given.
 DEADLINE_SPREAD = 0.1
 DEADLINE_SLOTS = 500
-# CPython's asyncio accepts up to its `backlog` waiting connections in one loop turn and sets them up in the
-# next, about 0.15 ms each (100 by default: turns of 15-19 ms while 500 clients connect at once, every other
-# connection waiting), and that backlog is also the listen queue's length, so most of such a burst was dropped
-# until its handshake was retried a second later. The server accepts fewer per turn from a longer queue.
-# (MicroPython accepts one per wakeup; a board keeps its default backlog, 5.)
-ACCEPTS_PER_TURN = 5 if MICROPYTHON else 16
-LISTEN_BACKLOG = 1024
 
 
 class Transport:
@@ -344,13 +337,7 @@ class Server:
         return request
 
     async def start(self, host, port):
-        self._server = await asyncio.start_server(self.handle_connection, host, port, backlog=ACCEPTS_PER_TURN)
-        sockets = getattr(self._server, "sockets", None)
-        if sockets:  # CPython tells the bound port (for port 0); MicroPython binds what it was given
-            port = sockets[0].getsockname()[1]
-            for listening in sockets:  # the queue a burst waits in stays long (see ACCEPTS_PER_TURN)
-                with listening.dup() as sock:
-                    sock.listen(LISTEN_BACKLOG)
+        self._server, port = await start_server(self.handle_connection, host, port)
         return port
 
     async def close(self):
