@@ -577,6 +577,7 @@ PHASES: list[tuple[str, Callable[..., Awaitable[dict[str, Any]]], bool]] = [
     ("connection cap", connection_cap, True),
     ("schemathesis with keep-alive", schemathesis_keep_alive, True),
 ]
+TIMED_PHASES = {head_drip}  # their server's loop turns are timed (loop_turns.py, the ramped one too); the others run it bare
 
 
 async def run(quick: bool, only: set[str]) -> dict[str, Any]:
@@ -587,7 +588,8 @@ async def run(quick: bool, only: set[str]) -> dict[str, Any]:
                 continue
             print(f"-- {name} ...", flush=True)
             started = time.monotonic()
-            server = Server(loop_turns=Path(scratch) / f"loop-turns-{len(figures)}.json") if needs_server else None
+            loop_turns = Path(scratch) / f"loop-turns-{len(figures)}.json" if getattr(phase, "func", phase) in TIMED_PHASES else None
+            server = Server(loop_turns) if needs_server else None
             try:
                 args = (server, quick) if server else (quick,)
                 figures[name] = await asyncio.wait_for(phase(*args), PHASE_TIMEOUT_S)

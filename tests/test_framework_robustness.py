@@ -376,6 +376,13 @@ def test_a_burst_of_connections_waits_in_the_listen_queue_instead_of_being_dropp
     from viperhttp import server
 
     burst = 300
+    try:
+        with open("/proc/sys/net/core/somaxconn") as somaxconn:
+            if int(somaxconn.read()) < burst:
+                pytest.skip("the kernel caps listen queues below the burst (net.core.somaxconn)")
+        listen_overflows()
+    except OSError:
+        pytest.skip("no /proc/net/netstat: not Linux")
     app = viperhttp.ViperHTTP()
 
     @app.get("/health")

@@ -31,8 +31,10 @@ def content_length(value):
     length = None
     for part in value.split(","):
         part = part.strip()
-        if not part or len(part) > 18:
-            raise ValueError("Content-Length is not digits")
+        if not part:
+            raise ValueError("Content-Length is empty")
+        if len(part) > 18:
+            raise ValueError("Content-Length too long")
         for char in part:
             if char < "0" or char > "9":
                 raise ValueError("Content-Length is not digits")

@@ -329,5 +329,6 @@ class WebSocketProtocol:
             if self.state == OPEN:  # data after our close frame is discarded (RFC 6455 1.4)
                 self._event(event)
                 return
+            event = None  # discarded: not held while the next frame arrives
         if buf.eof:
             raise EOFError("connection closed")

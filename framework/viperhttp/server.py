@@ -328,12 +328,12 @@ class Server:
             request = await _run_parser(reader, buf, parse_request_head(buf, limits, peer),
                                         limits.head_timeout_s * deadline_scale, KEEP_ALIVE_IDLE_S * deadline_scale)
         except asyncio.TimeoutError:
-            raise HTTPException(408, "request head not complete within %d s" % limits.head_timeout_s)
+            raise HTTPException(408, "request head not complete within %.1f s" % (limits.head_timeout_s * deadline_scale))
         if request is not None and request.content_length:
             try:
                 await _run_parser(reader, buf, read_body(buf, request), limits.body_timeout_s * deadline_scale)
             except asyncio.TimeoutError:
-                raise HTTPException(408, "request body not complete within %d s" % limits.body_timeout_s)
+                raise HTTPException(408, "request body not complete within %.1f s" % (limits.body_timeout_s * deadline_scale))
         return request
 
     async def start(self, host, port):
