@@ -6,10 +6,8 @@ MICROPYTHON = sys.implementation.name == "micropython"
 
 try:
     ConnectionError = ConnectionError  # the builtin, where the runtime has it
-except NameError:  # MicroPython has none: the framework raises this one, an OSError as on CPython
-
-    class ConnectionError(OSError):
-        pass
+except NameError:  # MicroPython has none: the framework raises OSError itself (a class of ours costs heap)
+    ConnectionError = OSError
 
 
 try:
