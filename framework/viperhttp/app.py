@@ -6,11 +6,10 @@ import asyncio
 
 from viperhttp.compat import default_max_connections, describe_exception, is_awaitable
 from viperhttp.http import (
-    HTMLResponse, HTTPException, JSONResponse, Limits, choose_subprotocol, is_upgrade_request, response_head,
-    to_response,
+    HTMLResponse, HTTPException, JSONResponse, Limits, choose_subprotocol, is_upgrade_request, to_response,
 )
 from viperhttp.protocol import CLOSE_INTERNAL_ERROR, DEFAULT_MAX_MESSAGE_SIZE
-from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT, Server, error_response
+from viperhttp.server import DEFAULT_SEND_BUFFER_LIMIT, Server, error_response, write_response
 from viperhttp.websocket import WebSocket
 
 IMPLEMENTATION = "ViperHTTP-reference"
@@ -202,7 +201,8 @@ class ViperHTTP(Router):
             if ws.accepted:
                 await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
         if not ws.accepted:  # the handler refused the connection
-            await transport.send([_forbidden(self.server_header)])
+            await write_response(transport.writer, error_response(HTTPException(403, "WebSocket connection refused")),
+                                 self.server_header, keep_alive=False)
             await transport.close()
             return
         await ws.finish()
@@ -235,11 +235,3 @@ class ViperHTTP(Router):
 
     def run(self, host="0.0.0.0", port=80, advertise_host=None):
         asyncio.run(self.serve(host, port, advertise_host))
-
-
-def _forbidden(server_header):
-    body = b'{"detail": "WebSocket connection refused"}'
-    headers = [("Server", server_header), ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-               ("Connection", "close")]
-    return response_head(403, headers) + body
-

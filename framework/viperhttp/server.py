@@ -185,16 +185,26 @@ class Transport:
         await _close_stream(self.writer)
 
 
-async def drain_input(reader, timeout_s):
-    """Read and discard until the client's end of stream, for at most `timeout_s` in all."""
+async def drain_input(reader, timeout_s, writer=None):
+    """Read and discard until the client's end of stream, for at most `timeout_s` in all. Given the `writer`,
+    a linger: close a connection the client may still be sending on, so its unread bytes do not turn our
+    close into a reset that destroys the answer on its way: end our side first where the stream can
+    (CPython), discard, then close."""
+    if writer is not None:
+        try:
+            end_stream_output(writer)
+        except OSError:
+            pass
     started = ticks_ms()
     try:
         while True:
             left = timeout_s - ticks_diff(ticks_ms(), started) / 1000
             if left <= 0 or not await read_within(reader, READ_SIZE, left):
-                return
+                break
     except (OSError, asyncio.TimeoutError):
         pass
+    if writer is not None:
+        await _close_stream(writer)
 
 
 async def _close_stream(writer):
@@ -203,17 +213,6 @@ async def _close_stream(writer):
         await writer.wait_closed()
     except OSError:
         pass
-
-
-async def _linger_close(reader, writer):
-    """Close a connection the client may still be sending on: end our side first where the stream can
-    (CPython), then discard its bytes until it closes or LINGER_S passes."""
-    try:
-        end_stream_output(writer)
-    except OSError:
-        pass
-    await drain_input(reader, LINGER_S)
-    await _close_stream(writer)
 
 
 async def write_response(writer, response, server_header, head_only=False, keep_alive=True, reader=None,
@@ -271,7 +270,7 @@ class Server:
                                      self.app.server_header, keep_alive=False)
             except OSError:
                 pass
-            await _linger_close(reader, writer)
+            await drain_input(reader, LINGER_S, writer)
             return
         buf = ByteBuffer()
         try:
@@ -314,7 +313,7 @@ class Server:
         finally:
             self.connections -= 1
             if linger:
-                await _linger_close(reader, writer)
+                await drain_input(reader, LINGER_S, writer)
             else:
                 await _close_stream(writer)
 

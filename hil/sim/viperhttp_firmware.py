@@ -39,7 +39,7 @@ from viperhttp.http import HTTPException as CoreHTTPException
 from viperhttp.http import choose_subprotocol
 from viperhttp.openapi import openapi_path
 from viperhttp.protocol import OP_BINARY, OP_TEXT, encode_frame
-from viperhttp.server import Server
+from viperhttp.server import Server, error_response, write_response
 from viperhttp.websocket import WebSocket as CoreWebSocket
 
 FIRMWARE_VERSION = "v1.23.0-viperhttp-sim on 2026-12-02"  # what os.uname().version says on this board
@@ -151,7 +151,8 @@ class ViperHTTP(core_app.ViperHTTP):
                 await core.close(1011, "internal error")
         await ws.stop_reader()
         if not core.accepted:
-            await transport.send([core_app._forbidden(self.server_header)])
+            refusal = error_response(CoreHTTPException(403, "WebSocket connection refused"))
+            await write_response(transport.writer, refusal, self.server_header, keep_alive=False)
             await transport.close()
             return
         await core.finish()
