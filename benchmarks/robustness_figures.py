@@ -562,34 +562,34 @@ async def schemathesis_keep_alive(server: Server, quick: bool) -> dict[str, Any]
     return {"exit_code": result.returncode, "summary": [line.strip(" =") for line in tail][-2:]}
 
 
-PHASES: list[tuple[str, Callable[..., Awaitable[dict[str, Any]]], bool]] = [
-    # (name, phase, needs a fresh server)
-    ("split parsing", split_parsing, False),
-    ("keep-alive", keep_alive, True),
-    ("ping flood, pongs unread", ping_flood, True),
-    ("fragment flood", fragment_flood, True),
-    ("header drip", head_drip, True),
-    ("header drip, ramped", functools.partial(head_drip, ramp_per_s=SLOWHTTPTEST_RATE_PER_S), True),
-    ("SSE clients that left", sse_departed, True),
-    ("dead peer log lines", dead_peer_log, True),
-    ("/stats cost", stats_cost, True),
-    ("parser strictness", strictness, True),
-    ("connection cap", connection_cap, True),
-    ("schemathesis with keep-alive", schemathesis_keep_alive, True),
+NO_SERVER, SERVER, TIMED_SERVER = "none", "server", "timed server"  # TIMED: its loop turns timed (loop_turns.py)
+PHASES: list[tuple[str, Callable[..., Awaitable[dict[str, Any]]], str]] = [
+    # (name, phase, the fresh server it needs)
+    ("split parsing", split_parsing, NO_SERVER),
+    ("keep-alive", keep_alive, SERVER),
+    ("ping flood, pongs unread", ping_flood, SERVER),
+    ("fragment flood", fragment_flood, SERVER),
+    ("header drip", head_drip, TIMED_SERVER),
+    ("header drip, ramped", functools.partial(head_drip, ramp_per_s=SLOWHTTPTEST_RATE_PER_S), TIMED_SERVER),
+    ("SSE clients that left", sse_departed, SERVER),
+    ("dead peer log lines", dead_peer_log, SERVER),
+    ("/stats cost", stats_cost, SERVER),
+    ("parser strictness", strictness, SERVER),
+    ("connection cap", connection_cap, SERVER),
+    ("schemathesis with keep-alive", schemathesis_keep_alive, SERVER),
 ]
-TIMED_PHASES = {head_drip}  # their server's loop turns are timed (loop_turns.py, the ramped one too); the others run it bare
 
 
 async def run(quick: bool, only: set[str]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="vhil-robustness-") as scratch:
-        for name, phase, needs_server in PHASES:
+        for name, phase, server_kind in PHASES:
             if only and not any(word in name for word in only):
                 continue
             print(f"-- {name} ...", flush=True)
             started = time.monotonic()
-            loop_turns = Path(scratch) / f"loop-turns-{len(figures)}.json" if getattr(phase, "func", phase) in TIMED_PHASES else None
-            server = Server(loop_turns) if needs_server else None
+            loop_turns = Path(scratch) / f"loop-turns-{len(figures)}.json" if server_kind == TIMED_SERVER else None
+            server = Server(loop_turns) if server_kind != NO_SERVER else None
             try:
                 args = (server, quick) if server else (quick,)
                 figures[name] = await asyncio.wait_for(phase(*args), PHASE_TIMEOUT_S)

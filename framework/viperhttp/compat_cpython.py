@@ -74,6 +74,7 @@ class TextDecoder:
             self._decoder.reset()
         return "".join(parts)
 
+
 # asyncio accepts up to its `backlog` waiting connections in one loop turn and sets them up in the next, about
 # 0.15 ms each (100 by default: turns of 15-19 ms while 500 clients connect at once, every other connection
 # waiting), and that backlog is also the listen queue's length, so most of such a burst was dropped until its
