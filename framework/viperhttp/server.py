@@ -323,16 +323,17 @@ class Server:
         head within the limits' head_timeout_s, or the body within body_timeout_s. Each of these is
         multiplied by `deadline_scale` (see DEADLINE_SPREAD)."""
         limits = self.limits
+        timeout_s = limits.head_timeout_s * deadline_scale
+        request = None
         try:
-            request = await _run_parser(reader, buf, parse_request_head(buf, limits, peer),
-                                        limits.head_timeout_s * deadline_scale, KEEP_ALIVE_IDLE_S * deadline_scale)
+            request = await _run_parser(reader, buf, parse_request_head(buf, limits, peer), timeout_s,
+                                        KEEP_ALIVE_IDLE_S * deadline_scale)
+            if request is not None and request.content_length:
+                timeout_s = limits.body_timeout_s * deadline_scale
+                await _run_parser(reader, buf, read_body(buf, request), timeout_s)
         except asyncio.TimeoutError:
-            raise HTTPException(408, "request head not complete within %.1f s" % (limits.head_timeout_s * deadline_scale))
-        if request is not None and request.content_length:
-            try:
-                await _run_parser(reader, buf, read_body(buf, request), limits.body_timeout_s * deadline_scale)
-            except asyncio.TimeoutError:
-                raise HTTPException(408, "request body not complete within %.1f s" % (limits.body_timeout_s * deadline_scale))
+            raise HTTPException(408, "request %s not complete within %.1f s"
+                                % ("head" if request is None else "body", timeout_s))
         return request
 
     async def start(self, host, port):
